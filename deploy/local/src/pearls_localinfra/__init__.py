@@ -1,0 +1,1 @@
+"""Docker-free Kafka and PostgreSQL for development and tests."""

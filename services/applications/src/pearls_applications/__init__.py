@@ -1,0 +1,1 @@
+"""Pearls applications service."""

@@ -1,0 +1,1 @@
+"""Pearls awards service."""

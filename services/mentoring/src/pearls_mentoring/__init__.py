@@ -1,0 +1,1 @@
+"""Pearls mentoring service."""

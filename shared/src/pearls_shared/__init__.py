@@ -1,0 +1,1 @@
+"""Pearls shared library: contracts and plumbing, never business rules."""
