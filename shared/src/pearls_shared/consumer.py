@@ -1,0 +1,263 @@
+"""Consuming events exactly-once in effect: inbox, retries, dead letters.
+
+For each record, in partition order:
+
+1. Decode the CloudEvent and validate its data against the contract model. A
+   record that cannot be decoded, or names an event type the contract does not
+   know, or whose data is invalid, goes straight to the dead-letter topic.
+2. In one database transaction: insert ``(consumer, event id)`` into the inbox
+   (``ON CONFLICT DO NOTHING``; a conflict means "seen, skip") and run the
+   handler, which makes its effect on the same connection.
+3. Only after that commit is the Kafka offset committed. A crash in between
+   redelivers the record and the inbox absorbs it.
+
+A handler that raises is retried with exponential backoff up to
+``consumer_max_attempts`` times, then the record goes to the dead-letter topic
+with headers saying why, and the partition moves on. An unreachable database or
+dead-letter topic is not the message's fault: the record is rewound and tried
+again later, never dead-lettered and never skipped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import traceback
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import asyncpg
+import structlog
+from aiokafka import AIOKafkaProducer, ConsumerRecord
+from aiokafka.errors import KafkaError
+from faststream import AckPolicy
+from faststream.kafka import KafkaBroker
+from faststream.kafka.message import KafkaMessage
+from pydantic import ValidationError
+
+from pearls_shared import envelope as ce
+from pearls_shared.events.base import EventData
+from pearls_shared.events.registry import UnknownEventType, parse
+from pearls_shared.kafka import new_producer
+from pearls_shared.metrics import (
+    DEAD_LETTERED,
+    DUPLICATES_SKIPPED,
+    EVENTS_HANDLED,
+    HANDLER_RETRIES,
+)
+from pearls_shared.settings import DeliverySettings, KafkaSettings
+from pearls_shared.topics import dead_letter_topic
+
+log = structlog.get_logger(__name__)
+
+Handler = Callable[[asyncpg.Connection[Any], ce.Envelope, Any], Awaitable[None]]
+Hook = Callable[[ce.Envelope], Awaitable[None]]
+
+# Failures of the infrastructure, not of the message: rewind and retry later.
+_INFRA_ERRORS: tuple[type[BaseException], ...] = (
+    OSError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.TooManyConnectionsError,
+    KafkaError,
+)
+
+DLQ_HEADER_PREFIX = "pearls_dlq_"
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetter:
+    reason: str  # undecodable | unknown_type | invalid_data | handler_failed
+    error: str
+    attempts: int
+
+
+class _Rewind(Exception):
+    """The record must be read again later (infrastructure trouble)."""
+
+
+class EventConsumer:
+    """Subscribes a consumer group to topics and routes events to handlers."""
+
+    def __init__(
+        self,
+        *,
+        name: str,
+        pool: asyncpg.Pool[Any],
+        broker: KafkaBroker,
+        kafka: KafkaSettings,
+        handlers: Mapping[str, Handler],
+        delivery: DeliverySettings | None = None,
+        after_commit: Hook | None = None,
+    ) -> None:
+        self.name = name
+        self._pool = pool
+        self._broker = broker
+        self._kafka = kafka
+        self._handlers = dict(handlers)
+        self._delivery = delivery or DeliverySettings()
+        # Called after the DB commit and before the offset commit (crash tests).
+        self._after_commit = after_commit
+        self._dlq_producer: AIOKafkaProducer | None = None
+
+    def subscribe(self, topics: Iterable[str]) -> None:
+        """Register the subscriber on the broker (before ``broker.start()``)."""
+
+        async def on_message(msg: KafkaMessage) -> None:
+            await self.handle(msg)
+
+        self._broker.subscriber(
+            *topics,
+            group_id=self.name,
+            auto_offset_reset="earliest",
+            ack_policy=AckPolicy.MANUAL,
+            parser=_keep_raw_parser,
+            decoder=_raw_body,
+            title=f"{self.name}",
+        )(on_message)
+
+    async def start(self) -> None:
+        self._dlq_producer = new_producer(self._kafka, client_id=f"{self.name}-dlq")
+        await self._dlq_producer.start()
+
+    async def stop(self) -> None:
+        if self._dlq_producer is not None:
+            await self._dlq_producer.stop()
+
+    async def handle(self, msg: KafkaMessage) -> None:
+        record: ConsumerRecord[bytes, bytes] = msg.raw_message  # type: ignore[assignment]
+        try:
+            await self._process(record)
+        except _Rewind as exc:
+            log.warning("consumer_rewind", reason=str(exc), offset=record.offset)
+            await asyncio.sleep(self._delivery.consumer_backoff_max_s)
+            await msg.nack()
+            return
+        await msg.ack()
+
+    async def _process(self, record: ConsumerRecord[bytes, bytes]) -> None:
+        headers = [(k, v) for k, v in (record.headers or ())]
+        try:
+            envelope = ce.decode(headers, record.value)
+        except (ce.EnvelopeError, UnicodeDecodeError) as exc:
+            await self._dead_letter(record, DeadLetter("undecodable", str(exc), 0))
+            return
+        with structlog.contextvars.bound_contextvars(
+            event_id=envelope.id,
+            event_type=envelope.type,
+            correlation_id=envelope.correlation_id,
+            consumer=self.name,
+        ):
+            try:
+                data = parse(envelope.type, envelope.data)
+            except UnknownEventType as exc:
+                await self._dead_letter(record, DeadLetter("unknown_type", str(exc), 0))
+                return
+            except ValidationError as exc:
+                await self._dead_letter(record, DeadLetter("invalid_data", _fields(exc), 0))
+                return
+            handler = self._handlers.get(envelope.type)
+            if handler is None:
+                return  # a contract event this consumer does not react to
+            await self._run_with_retries(record, envelope, data, handler)
+
+    async def _run_with_retries(
+        self,
+        record: ConsumerRecord[bytes, bytes],
+        envelope: ce.Envelope,
+        data: EventData,
+        handler: Handler,
+    ) -> None:
+        attempts = self._delivery.consumer_max_attempts
+        delay = self._delivery.consumer_backoff_initial_s
+        for attempt in range(1, attempts + 1):
+            try:
+                handled = await self._handle_once(envelope, data, handler)
+            except _INFRA_ERRORS as exc:
+                raise _Rewind(repr(exc)) from exc
+            except Exception as exc:
+                if attempt == attempts:
+                    error = "".join(traceback.format_exception_only(exc)).strip()
+                    await self._dead_letter(record, DeadLetter("handler_failed", error, attempt))
+                    return
+                HANDLER_RETRIES.labels(self.name).inc()
+                log.warning("handler_failed_retrying", attempt=attempt, error=repr(exc))
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, self._delivery.consumer_backoff_max_s)
+                continue
+            if handled:
+                EVENTS_HANDLED.labels(self.name, envelope.type).inc()
+                log.info("event_handled")
+            else:
+                DUPLICATES_SKIPPED.labels(self.name).inc()
+                log.info("duplicate_skipped")
+            if self._after_commit is not None:
+                await self._after_commit(envelope)
+            return
+
+    async def _handle_once(self, envelope: ce.Envelope, data: EventData, handler: Handler) -> bool:
+        async with self._pool.acquire() as conn, conn.transaction():
+            fresh = await conn.fetchval(
+                "INSERT INTO inbox (consumer, event_id, event_type) VALUES ($1, $2, $3)"
+                " ON CONFLICT DO NOTHING RETURNING true",
+                self.name,
+                envelope.id,
+                envelope.type,
+            )
+            if not fresh:
+                return False
+            await handler(conn, envelope, data)
+            return True
+
+    async def _dead_letter(self, record: ConsumerRecord[bytes, bytes], letter: DeadLetter) -> None:
+        if self._dlq_producer is None:
+            raise RuntimeError("EventConsumer.start() was not called")
+        topic = dead_letter_topic(record.topic, self._kafka)
+        why = {
+            "reason": letter.reason,
+            "error": letter.error[:4000],
+            "attempts": str(letter.attempts),
+            "consumer": self.name,
+            "original_topic": record.topic,
+            "original_partition": str(record.partition),
+            "original_offset": str(record.offset),
+            "time": ce.format_time(datetime.now(UTC)),
+        }
+        headers = list(record.headers or ()) + [
+            (DLQ_HEADER_PREFIX + k, v.encode()) for k, v in why.items()
+        ]
+        try:
+            await self._dlq_producer.send_and_wait(
+                topic, value=record.value, key=record.key, headers=headers
+            )
+        except KafkaError as exc:
+            raise _Rewind(f"dead-letter topic {topic} unreachable: {exc!r}") from exc
+        DEAD_LETTERED.labels(self.name, letter.reason).inc()
+        log.error("dead_lettered", dlq_topic=topic, **why)
+
+
+def _fields(exc: ValidationError) -> str:
+    """``field.path: message`` for each problem, so the dead letter names the fault."""
+    return "; ".join(
+        f"{'.'.join(str(p) for p in err['loc']) or '(root)'}: {err['msg']}" for err in exc.errors()
+    )
+
+
+async def _keep_raw_parser(record: Any, original: Callable[[Any], Awaitable[Any]]) -> Any:
+    """faststream's parser decodes header values as UTF-8 and fails on anything else;
+    hand it a cleaned copy and keep the untouched record for dead-lettering."""
+    cleaned = dataclasses.replace(
+        record,
+        headers=[(k, (v or b"").decode("utf-8", "replace").encode()) for k, v in record.headers],
+    )
+    message = await original(cleaned)
+    message.raw_message = record
+    return message
+
+
+async def _raw_body(msg: Any, original: Callable[[Any], Awaitable[Any]]) -> Any:
+    """No JSON decoding by faststream: envelopes are decoded (and judged) here."""
+    return msg.body

@@ -1,0 +1,70 @@
+"""Settings shared by every service, read from environment variables.
+
+Each service builds its own settings class on top of these with its own
+prefix (``PEARLS_APPLICATIONS_`` …); Kafka settings are common to all
+services and use the ``KAFKA_`` prefix so one broker address serves the lot.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class KafkaSettings(BaseSettings):
+    """How to reach Kafka and how topics are created."""
+
+    model_config = SettingsConfigDict(env_prefix="KAFKA_", extra="ignore")
+
+    bootstrap_servers: str = Field(
+        default="127.0.0.1:9092", description="Comma-separated host:port list."
+    )
+    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = Field(
+        default="PLAINTEXT", description="PLAINTEXT for local work; SASL_SSL in production."
+    )
+    sasl_mechanism: Literal["SCRAM-SHA-256", "SCRAM-SHA-512", "PLAIN"] = "SCRAM-SHA-512"
+    sasl_username: str | None = None
+    sasl_password: SecretStr | None = None
+    ssl_cafile: str | None = Field(default=None, description="CA bundle for TLS.")
+    ssl_certfile: str | None = None
+    ssl_keyfile: str | None = None
+    topic_partitions: int = Field(default=3, ge=1, description="Partitions per Pearls topic.")
+    topic_replication_factor: int = Field(default=1, ge=1)
+    topic_min_insync_replicas: int = Field(default=1, ge=1)
+    dead_letter_suffix: str = Field(
+        default=".dlq", description="Dead-letter topic = original topic + this suffix."
+    )
+
+
+class PostgresSettings(BaseSettings):
+    """Connection pool for one service's own database."""
+
+    model_config = SettingsConfigDict(extra="ignore")
+
+    database_url: SecretStr = Field(
+        default=SecretStr("postgresql://pearls@127.0.0.1:5432/pearls"),
+        description="asyncpg DSN of this service's own database.",
+    )
+    pool_min_size: int = Field(default=1, ge=0)
+    pool_max_size: int = Field(default=10, ge=1)
+
+
+class DeliverySettings(BaseSettings):
+    """Outbox relay and consumer retry behaviour."""
+
+    model_config = SettingsConfigDict(extra="ignore")
+
+    relay_batch_size: int = Field(default=200, ge=1)
+    relay_poll_interval_s: float = Field(
+        default=1.0, gt=0, description="Fallback poll when no NOTIFY arrives."
+    )
+    relay_retention_s: float = Field(
+        default=24 * 3600.0, ge=0, description="How long sent outbox rows are kept."
+    )
+    consumer_max_attempts: int = Field(
+        default=5, ge=1, description="Handler attempts before a message is dead-lettered."
+    )
+    consumer_backoff_initial_s: float = Field(default=0.2, ge=0)
+    consumer_backoff_max_s: float = Field(default=5.0, ge=0)

@@ -1,0 +1,60 @@
+"""The topics of the event contract and their explicit creation.
+
+Auto-creation is off on Pearls' brokers (and would give 1 partition, RF 1),
+so every service ensures its topics exist, with partitions, replication
+factor and ``min.insync.replicas`` from settings, before it publishes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import TopicAlreadyExistsError
+
+from pearls_shared.settings import KafkaSettings
+
+APPLICATIONS = "pearls.applications.v1"
+MENTORING = "pearls.mentoring.v1"
+AWARDS = "pearls.awards.v1"
+NOTIFICATIONS = "pearls.notifications.v1"
+
+CONTRACT_TOPICS = (APPLICATIONS, MENTORING, AWARDS, NOTIFICATIONS)
+
+
+def dead_letter_topic(topic: str, settings: KafkaSettings) -> str:
+    return topic + settings.dead_letter_suffix
+
+
+async def ensure_topics(
+    settings: KafkaSettings,
+    topics: Iterable[str],
+    *,
+    partitions: int | None = None,
+) -> None:
+    """Create the topics that do not exist yet; existing ones are left as they are."""
+    from pearls_shared.kafka import client_options  # local: avoids an import cycle
+
+    admin = AIOKafkaAdminClient(**client_options(settings))
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+        wanted = [
+            NewTopic(
+                name=name,
+                num_partitions=partitions or settings.topic_partitions,
+                replication_factor=settings.topic_replication_factor,
+                topic_configs={
+                    "min.insync.replicas": str(settings.topic_min_insync_replicas),
+                },
+            )
+            for name in dict.fromkeys(topics)
+            if name not in existing
+        ]
+        if wanted:
+            try:
+                await admin.create_topics(wanted)
+            except TopicAlreadyExistsError:
+                pass  # another replica created it between list and create
+    finally:
+        await admin.close()
