@@ -157,11 +157,7 @@ class _Walk:
         if old_type != new_type:
             self._break(path, f"type changed from {_kinds(old_type)} to {_kinds(new_type)}")
             return
-        if old.get("const") != new.get("const"):
-            self._break(
-                path, f"const changed from {_show(old.get('const'))} to {_show(new.get('const'))}"
-            )
-        self._enum(old.get("enum"), new.get("enum"), path)
+        self._enum(_values(old), _values(new), path)
         for keyword in ("format", "pattern", "multipleOf"):
             self._exact(keyword, old.get(keyword), new.get(keyword), path)
         for keyword in _LOWER_BOUNDS:
@@ -267,6 +263,13 @@ def _types(node: Schema) -> frozenset[str] | None:
     if kind is None:
         return None
     return frozenset([kind] if isinstance(kind, str) else kind)
+
+
+def _values(node: Schema) -> list[Any] | None:
+    """The allowed values; pydantic writes a one-value Literal as ``const``."""
+    if "enum" in node:
+        return list(node["enum"])
+    return [node["const"]] if "const" in node else None
 
 
 def _kinds(types: frozenset[str] | None) -> str:
