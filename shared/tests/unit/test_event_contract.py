@@ -215,3 +215,16 @@ def test_registry_refuses_a_topic_the_producer_does_not_own() -> None:
 def test_registry_module_exports() -> None:
     assert registry.EVENT_TYPES is EVENT_TYPES
     assert set(TOPIC_OF.values()) == set(topics.CONTRACT_TOPICS)
+
+
+def test_registry_refuses_a_model_without_a_docstring() -> None:
+    class Undocumented(EventData):
+        event_type = "pearls.call.undocumented"
+        topic = topics.APPLICATIONS
+        producer = "applications"
+        key_field = "call_id"
+
+        call_id: str
+
+    with pytest.raises(ContractError, match="docstring"):
+        build_registry([Undocumented])

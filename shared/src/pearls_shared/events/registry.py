@@ -46,6 +46,10 @@ def _check(model: type[EventData]) -> None:
     field = model.model_fields.get(model.key_field)
     if field is None or not field.is_required():
         raise ContractError(f"{name}: key field {model.key_field!r} must be a required field")
+    if not (model.__doc__ or "").strip():
+        raise ContractError(f"{name}: needs a docstring; its first line is the published meaning")
+    if not isinstance(model.schema_version, int) or model.schema_version < 1:
+        raise ContractError(f"{name}: schema_version must be a positive integer")
 
 
 def build_registry(models: Iterable[type[EventData]]) -> dict[str, type[EventData]]:
