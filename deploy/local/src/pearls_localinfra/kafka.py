@@ -257,6 +257,10 @@ class KafkaCluster:
         self._launch(node)
         self._wait_ready([node], timeout)
 
+    def alive(self) -> bool:
+        """True while every node's JVM runs (stopped nodes included as not running)."""
+        return all(node.running for node in self.nodes)
+
     def node(self, node_id: int) -> KafkaNode:
         if not 1 <= node_id <= len(self.nodes):
             raise ValueError(f"node ids are 1..{len(self.nodes)}, got {node_id}")
@@ -295,6 +299,9 @@ class KafkaCluster:
             "transaction.state.log.num.partitions": 10,
             "share.coordinator.state.topic.replication.factor": n,
             "share.coordinator.state.topic.min.isr": min_isr,
+            # Fence a dead broker after 3 s, not 9: fault tests wait for this.
+            "broker.session.timeout.ms": 3000,
+            "broker.heartbeat.interval.ms": 500,
             # Thread pools and cleaner buffer sized for a laptop or a 2-core runner.
             "num.network.threads": 2,
             "num.io.threads": 4,

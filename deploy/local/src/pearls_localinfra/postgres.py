@@ -180,6 +180,9 @@ class PostgresCluster:
         if remove_workdir if remove_workdir is not None else self._owns_workdir:
             shutil.rmtree(self.workdir, ignore_errors=True)
 
+    def alive(self) -> bool:
+        return self._running and self._is_ready()
+
     # -- administration ----------------------------------------------------------------
 
     def psql(self, sql: str, database: str = "postgres") -> str:
