@@ -132,6 +132,10 @@ def random_cluster_id() -> str:
             return cluster_id
 
 
+def _pairs(ports: list[int]) -> list[tuple[int, int]]:
+    return list(zip(ports[::2], ports[1::2], strict=True))
+
+
 @dataclass
 class KafkaNode:
     node_id: int
@@ -176,10 +180,9 @@ class KafkaCluster:
         self.startup_timeout = startup_timeout
         self._owns_workdir = workdir is None
         self.workdir = Path(workdir or tempfile.mkdtemp(prefix="pearls-kafka-")).resolve()
-        ports = free_ports(2 * nodes)
         self.nodes = [
-            KafkaNode(i + 1, ports[2 * i], ports[2 * i + 1], self.workdir / f"node-{i + 1}")
-            for i in range(nodes)
+            KafkaNode(i + 1, port, controller_port, self.workdir / f"node-{i + 1}")
+            for i, (port, controller_port) in enumerate(_pairs(free_ports(2 * nodes)))
         ]
         self.cluster_id = random_cluster_id()
         self._libs: Path | None = None
@@ -209,6 +212,19 @@ class KafkaCluster:
         if self._java is None:
             raise KafkaError(f"`java` is not on PATH. {INSTALL_HINT}")
         self._libs = ensure_kafka_classpath(self.version)
+        try:
+            self._start_once()
+        except KafkaError:
+            # A free port can be taken between choosing it and binding it; retry once.
+            if not self._port_clash():
+                raise
+            for node, (port, controller_port) in zip(
+                self.nodes, _pairs(free_ports(2 * len(self.nodes))), strict=True
+            ):
+                node.port, node.controller_port = port, controller_port
+            self._start_once()
+
+    def _start_once(self) -> None:
         for node in self.nodes:
             shutil.rmtree(node.directory, ignore_errors=True)
             node.directory.mkdir(parents=True)
@@ -223,6 +239,14 @@ class KafkaCluster:
         except BaseException:
             self.stop(remove_workdir=False)
             raise
+
+    def _port_clash(self) -> bool:
+        logs = [log for node in self.nodes for log in (node.server_log, node.console_log)]
+        return any(
+            "Address already in use" in log.read_text(errors="replace")
+            for log in logs
+            if log.exists()
+        )
 
     def stop(self, *, remove_workdir: bool | None = None) -> None:
         """Stop every node (SIGTERM, then SIGKILL after a grace period)."""

@@ -96,6 +96,7 @@ class PostgresCluster:
     ) -> None:
         self._owns_workdir = workdir is None
         self.workdir = Path(workdir or tempfile.mkdtemp(prefix="pearls-pg-")).resolve()
+        self._fixed_port = port is not None
         self.port = port or free_ports(1)[0]
         self.host = _HOST
         self.superuser_password = superuser_password
@@ -149,6 +150,17 @@ class PostgresCluster:
             *("--encoding=UTF8", "--locale=C", "--no-sync"),
         )
         pwfile.unlink()
+        try:
+            self._launch()
+        except PostgresError:
+            # A free port can be taken between choosing it and binding it; retry once.
+            clash = "Address already in use" in self.log_file.read_text(errors="replace")
+            if self._fixed_port or not clash:
+                raise
+            self.port = free_ports(1)[0]
+            self._launch()
+
+    def _launch(self) -> None:
         # Durability is worthless for a throwaway cluster; skipping fsync makes tests fast.
         options = (
             f"-p {self.port} -k {shlex.quote(str(self.workdir))} -c listen_addresses={_HOST}"
@@ -213,6 +225,7 @@ class PostgresCluster:
     def _prepare_workdir(self) -> None:
         self.workdir.mkdir(parents=True, exist_ok=True)
         shutil.rmtree(self.data_dir, ignore_errors=True)
+        self.log_file.unlink(missing_ok=True)
         self._chown(self.workdir)
         if self._user is not None:
             probe = self._command("test", "-w", str(self.workdir))
