@@ -34,6 +34,7 @@ from aiokafka import AIOKafkaProducer, ConsumerRecord
 from aiokafka.errors import KafkaError
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker
+from faststream.kafka.annotations import KafkaMessage as InjectedMessage
 from faststream.kafka.message import KafkaMessage
 from pydantic import ValidationError
 
@@ -52,7 +53,7 @@ from pearls_shared.topics import dead_letter_topic
 
 log = structlog.get_logger(__name__)
 
-Handler = Callable[[asyncpg.Connection[Any], ce.Envelope, Any], Awaitable[None]]
+Handler = Callable[["asyncpg.Connection[Any]", ce.Envelope, Any], Awaitable[None]]
 Hook = Callable[[ce.Envelope], Awaitable[None]]
 
 # Failures of the infrastructure, not of the message: rewind and retry later.
@@ -106,7 +107,7 @@ class EventConsumer:
     def subscribe(self, topics: Iterable[str]) -> None:
         """Register the subscriber on the broker (before ``broker.start()``)."""
 
-        async def on_message(msg: KafkaMessage) -> None:
+        async def on_message(msg: InjectedMessage) -> None:
             await self.handle(msg)
 
         self._broker.subscriber(

@@ -29,16 +29,16 @@ def service_source(service: str) -> str:
 def envelope_for(
     event: EventData,
     *,
-    service: str,
     correlation_id: str,
     causation_id: str | None = None,
     event_id: str | None = None,
     time: datetime | None = None,
 ) -> Envelope:
+    """The CloudEvent for ``event``; its source is always the producing service."""
     return Envelope(
         id=event_id or new_event_id(),
         type=event.event_type,
-        source=service_source(service),
+        source=service_source(event.producer),
         subject=event.key(),
         time=time or datetime.now(UTC),
         data=event.to_data(),
@@ -52,7 +52,6 @@ async def record_event(
     conn: asyncpg.Connection[Any],
     event: EventData,
     *,
-    service: str,
     correlation_id: str,
     causation_id: str | None = None,
     event_id: str | None = None,
@@ -62,7 +61,6 @@ async def record_event(
         raise OutboxMisuse("record_event needs the transaction of the business change")
     envelope = envelope_for(
         event,
-        service=service,
         correlation_id=correlation_id,
         causation_id=causation_id,
         event_id=event_id,

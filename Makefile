@@ -1,0 +1,42 @@
+# Pearls: the two commands a newcomer needs are `make run` and `make test`.
+# Everything they need is installed by the targets below (see README.md).
+
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+UV ?= $(shell command -v uv 2>/dev/null || echo $(HOME)/.local/bin/uv)
+PYTEST_ARGS ?=
+
+.PHONY: help setup run test lint typecheck imports schemas pytest infra clean
+
+help: ## Show the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+setup: ## Install Python dependencies (uv) and the Kafka broker's jars (Maven)
+	@bash deploy/setup.sh
+
+run: setup ## Start the whole system locally with demo data (Ctrl-C stops it)
+	@$(UV) run --locked pearls-infra up
+
+test: setup lint pytest ## Lint, type checks, import contract, schema check and all tests
+
+lint: typecheck imports schemas ## Static checks
+	$(UV) run --locked ruff check .
+	$(UV) run --locked ruff format --check .
+
+typecheck:
+	$(UV) run --locked mypy shared/src deploy/local/src services/*/src
+
+imports: ## No service imports another service's code
+	$(UV) run --locked lint-imports
+
+schemas: ## Event schemas in docs/events are current and backward compatible
+	$(UV) run --locked pearls-schemas check
+
+pytest:
+	$(UV) run --locked pytest $(PYTEST_ARGS)
+
+infra: setup ## Only Kafka and PostgreSQL, in the foreground
+	@$(UV) run --locked pearls-infra up
+
+clean: ## Remove caches and local state (not the virtualenv)
+	rm -rf .cache/run .pytest_cache .mypy_cache .ruff_cache
