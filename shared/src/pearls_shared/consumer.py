@@ -129,7 +129,7 @@ class EventConsumer:
             await self._dlq_producer.stop()
 
     async def handle(self, msg: KafkaMessage) -> None:
-        record: ConsumerRecord[bytes, bytes] = msg.raw_message  # type: ignore[assignment]
+        record: ConsumerRecord[bytes, bytes] = msg.raw_message
         try:
             await self._process(record)
         except _Rewind as exc:

@@ -14,12 +14,12 @@ def configure_logging(service: str, level: str = "INFO", *, json: bool = True) -
     Per-message context (event id, correlation id) is bound with
     ``structlog.contextvars.bound_contextvars`` by the consumer and relay.
     """
-    shared = [
+    shared: list[structlog.types.Processor] = [
         structlog.contextvars.merge_contextvars,
         structlog.processors.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
     ]
-    renderer = (
+    renderer: structlog.types.Processor = (
         structlog.processors.JSONRenderer() if json else structlog.dev.ConsoleRenderer(colors=False)
     )
     structlog.configure(
