@@ -30,9 +30,8 @@ from pearls_shared.migrations import migrate, shared_migrations
 from pearls_shared.outbox import record_event
 from pearls_shared.relay import OutboxRelay
 from pearls_shared.settings import KafkaSettings, PostgresSettings
+from pearls_shared.testing import read_topic, wait_for
 from pearls_shared.topics import APPLICATIONS
-
-from tests.conftest import read_topic, wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("contract_topics")]
 
@@ -372,7 +371,7 @@ async def test_per_key_order_with_two_relays_and_three_partitions(
     async def all_handled() -> bool:
         return len(await effect_counts(consumer_dsn, ids)) == len(ids)
 
-    await wait_for(all_handled, timeout=60, what="all 300 events")
+    await wait_for(all_handled, within=60, what="all 300 events")
     assert sum(1 for r in relays if "relay_active" in r.output()) >= 2, "fail-over happened"
 
     conn = await connect(consumer_dsn)

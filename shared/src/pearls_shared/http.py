@@ -1,0 +1,70 @@
+"""HTTP plumbing shared by the services' FastAPI apps.
+
+A correlation id enters with the first request (``X-Correlation-ID``, or a new
+one), is bound to every log line of the request and travels into every event
+the request causes (``correlationid`` on the CloudEvent). Health and metrics
+endpoints are the same everywhere.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import re
+import uuid
+from collections.abc import Awaitable, Callable
+
+import structlog
+from fastapi import APIRouter, FastAPI, Request, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+CORRELATION_HEADER = "X-Correlation-ID"
+_VALID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+_current: contextvars.ContextVar[str] = contextvars.ContextVar("correlation_id")
+
+
+def correlation_id() -> str:
+    """The correlation id of the request being served (a fresh one outside requests)."""
+    try:
+        return _current.get()
+    except LookupError:
+        return str(uuid.uuid4())
+
+
+def install_correlation(app: FastAPI) -> None:
+    @app.middleware("http")
+    async def _correlate(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
+        given = request.headers.get(CORRELATION_HEADER, "")
+        # Untrusted input ends up in logs and events: accept only a plain token.
+        value = given if _VALID.match(given) else str(uuid.uuid4())
+        token = _current.set(value)
+        try:
+            with structlog.contextvars.bound_contextvars(correlation_id=value):
+                response = await call_next(request)
+        finally:
+            _current.reset(token)
+        response.headers[CORRELATION_HEADER] = value
+        return response
+
+
+def operations_router(ready: Callable[[], Awaitable[bool]]) -> APIRouter:
+    """``/healthz`` (process alive), ``/readyz`` (dependencies answer), ``/metrics``."""
+    router = APIRouter(tags=["operations"])
+
+    @router.get("/healthz", summary="The process is alive")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @router.get("/readyz", summary="Database and broker answer", responses={503: {}})
+    async def readyz(response: Response) -> dict[str, str]:
+        if await ready():
+            return {"status": "ready"}
+        response.status_code = 503
+        return {"status": "not ready"}
+
+    @router.get("/metrics", summary="Prometheus metrics", response_class=Response)
+    async def metrics() -> Response:
+        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+    return router

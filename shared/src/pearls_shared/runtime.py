@@ -1,0 +1,106 @@
+"""Start and stop the delivery plumbing of one service, in the right order.
+
+A service's ``bootstrap.py`` calls :func:`service_runtime` from its FastAPI
+lifespan (or its ``main``): migrations, pool, topics, the outbox relay, then
+the consumers. Stopping goes the other way, so no handler runs on a closed pool.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import structlog
+from faststream.kafka import KafkaBroker
+
+from pearls_shared.consumer import EventConsumer, Handler
+from pearls_shared.db import connect, create_pool
+from pearls_shared.kafka import new_broker
+from pearls_shared.migrations import load_folder, migrate, shared_migrations
+from pearls_shared.relay import OutboxRelay
+from pearls_shared.settings import DeliverySettings, KafkaSettings, PostgresSettings
+from pearls_shared.topics import CONTRACT_TOPICS, dead_letter_topic, ensure_topics
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Subscription:
+    """One consumer group: its name, the topics it reads and who handles what."""
+
+    name: str
+    topics: tuple[str, ...]
+    handlers: Mapping[str, Handler]
+
+
+@dataclass
+class Runtime:
+    service: str
+    pool: asyncpg.Pool[Any]
+    broker: KafkaBroker
+    relay: OutboxRelay | None
+    consumers: list[EventConsumer] = field(default_factory=list)
+
+
+async def prepare_database(dsn: str, migrations_dir: Path | None) -> list[str]:
+    """Apply the shared and the service's migrations; return what was applied now."""
+    folder = load_folder("service", migrations_dir) if migrations_dir else []
+    conn = await connect(dsn)
+    try:
+        return await migrate(conn, [*shared_migrations(), *folder])
+    finally:
+        await conn.close()
+
+
+@contextlib.asynccontextmanager
+async def service_runtime(
+    *,
+    service: str,
+    db: PostgresSettings,
+    kafka: KafkaSettings,
+    delivery: DeliverySettings,
+    migrations_dir: Path | None,
+    subscriptions: tuple[Subscription, ...] = (),
+    run_relay: bool = True,
+) -> AsyncIterator[Runtime]:
+    dsn = db.database_url.get_secret_value()
+    await prepare_database(dsn, migrations_dir)
+    topics = [*CONTRACT_TOPICS, *(dead_letter_topic(t, kafka) for t in CONTRACT_TOPICS)]
+    await ensure_topics(kafka, topics)
+    pool = await create_pool(db)
+    broker = new_broker(kafka, client_id=f"pearls-{service}")
+    relay = OutboxRelay(service=service, dsn=dsn, kafka=kafka, delivery=delivery)
+    runtime = Runtime(service=service, pool=pool, broker=broker, relay=relay if run_relay else None)
+    for sub in subscriptions:
+        consumer = EventConsumer(
+            name=sub.name,
+            pool=pool,
+            broker=broker,
+            kafka=kafka,
+            handlers=sub.handlers,
+            delivery=delivery,
+        )
+        consumer.subscribe(sub.topics)
+        runtime.consumers.append(consumer)
+    stop = asyncio.Event()
+    relay_task = asyncio.create_task(relay.run(stop)) if run_relay else None
+    try:
+        for consumer in runtime.consumers:
+            await consumer.start()
+        await broker.start()
+        log.info("service_started", consumers=[c.name for c in runtime.consumers])
+        yield runtime
+    finally:
+        await broker.stop()
+        for consumer in runtime.consumers:
+            await consumer.stop()
+        stop.set()
+        if relay_task is not None:
+            await relay_task
+        await pool.close()
+        log.info("service_stopped")
