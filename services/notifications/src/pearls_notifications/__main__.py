@@ -1,0 +1,2 @@
+def main() -> None:  # replaced by the service
+    raise SystemExit("not built yet")
