@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+
 from pearls_shared.db import connect
 from pearls_shared.migrations import migrate, shared_migrations
 from pearls_shared.settings import KafkaSettings

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from pearls_shared.db import connect
 
 ROOT = Path(__file__).resolve().parents[1]

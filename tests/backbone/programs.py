@@ -20,6 +20,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import asyncpg
+
 from pearls_shared.consumer import EventConsumer
 from pearls_shared.db import connect, create_pool
 from pearls_shared.envelope import Envelope

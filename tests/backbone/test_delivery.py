@@ -20,6 +20,7 @@ from cloudevents.core.bindings.kafka import KafkaMessage as CloudEventsKafkaMess
 from cloudevents.core.bindings.kafka import from_binary
 from cloudevents.core.formats.json import JSONFormat
 from cloudevents.core.v1.event import CloudEvent
+
 from pearls_shared.consumer import EventConsumer
 from pearls_shared.db import connect, create_pool
 from pearls_shared.envelope import Envelope

@@ -7,6 +7,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from pydantic import ValidationError
+
 from pearls_shared import topics
 from pearls_shared.events import registry
 from pearls_shared.events.base import EventData
@@ -21,7 +23,6 @@ from pearls_shared.events.registry import (
 )
 from pearls_shared.events.samples import sample, sample_types
 from pearls_shared.schema_tool import event_schema, render, schema_filename
-from pydantic import ValidationError
 
 ROOT = Path(__file__).resolve().parents[3]
 SCHEMAS = ROOT / "docs" / "events"

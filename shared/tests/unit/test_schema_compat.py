@@ -6,10 +6,11 @@ import uuid
 from typing import Any, Literal
 
 import pytest
+from pydantic import BaseModel, Field
+
 from pearls_shared.events.registry import EVENT_TYPES
 from pearls_shared.schema_compat import breaking_changes, compare
 from pearls_shared.schema_tool import event_schema
-from pydantic import BaseModel, Field
 
 
 def schema(model: type[BaseModel]) -> dict[str, Any]:

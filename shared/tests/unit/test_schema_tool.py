@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from pearls_shared.events.registry import EVENT_TYPES
 from pearls_shared.schema_tool import TABLE_END, TABLE_START, asyncapi_document, main
 
