@@ -9,6 +9,7 @@ import asyncpg
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
 from pearls_localinfra.kafka import KafkaCluster
 from pearls_localinfra.pgserver import PostgresServer
 
