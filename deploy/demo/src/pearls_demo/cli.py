@@ -1,0 +1,200 @@
+"""`pearls-demo` (what `make run` starts): the whole system on this machine.
+
+Starts PostgreSQL (one database and role per service), Kafka 4 (KRaft), an
+SMTP sink whose captured mail can be read in a browser, and the services; then
+plays a short demo through the public HTTP API and shows which events flowed
+and which emails went out. Ctrl-C stops everything, in order.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import signal
+import socket
+import sys
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
+
+from pearls_demo.processes import Child, python_module, wait_ready
+from pearls_demo.scenario import play
+from pearls_demo.watch import tail_events
+from pearls_localinfra._proc import repo_root
+from pearls_localinfra.kafka import KafkaCluster
+from pearls_localinfra.postgres import PostgresCluster
+
+SERVICES = ("applications", "notifications")
+DEMO_COORDINATOR_TOKEN = "demo-coordinator-token"  # noqa: S105 - local demo only
+DEMO_REVIEWER_TOKENS = ("demo-reviewer-aino", "demo-reviewer-jonas", "demo-reviewer-maja")
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="pearls-demo",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "--workdir",
+        type=Path,
+        default=repo_root() / "var" / "run",
+        help="where logs, data and captured mail go (wiped at start; default: var/run)",
+    )
+    parser.add_argument(
+        "--mail-port", type=int, default=8025, help="port of the captured-mail page (default 8025)"
+    )
+    parser.add_argument(
+        "--exit-after-demo",
+        action="store_true",
+        help="stop once the demo's mail has gone out instead of running until Ctrl-C",
+    )
+    return parser
+
+
+async def run(args: argparse.Namespace) -> int:
+    workdir: Path = args.workdir.resolve()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+
+    say = _printer()
+    children: list[Child] = []
+    with contextlib.ExitStack() as infra:
+        say(f"starting PostgreSQL and Kafka (logs in {workdir}) ...")
+        postgres = PostgresCluster(workdir / "postgres")
+        await asyncio.to_thread(postgres.start)
+        infra.callback(postgres.stop)
+        kafka = KafkaCluster(nodes=1, workdir=workdir / "kafka")
+        await asyncio.to_thread(kafka.start)
+        infra.callback(kafka.stop)
+        common = {
+            "KAFKA_BOOTSTRAP_SERVERS": kafka.bootstrap_servers,
+            "KAFKA_TOPIC_PARTITIONS": "3",
+        }
+
+        smtp_port = _free_port()
+        sink = Child(
+            "smtp-sink",
+            python_module(
+                "pearls_notifications.devsmtp",
+                "--port",
+                str(smtp_port),
+                "--http-port",
+                str(args.mail_port),
+                "--maildir",
+                str(workdir / "mail"),
+            ),
+            {},
+            workdir / "logs" / "smtp-sink.log",
+        )
+        ports = {name: _free_port() for name in SERVICES}
+        env = {
+            "applications": {
+                "PEARLS_APPLICATIONS_COORDINATOR_TOKENS": DEMO_COORDINATOR_TOKEN,
+                "PEARLS_APPLICATIONS_REVIEWER_TOKENS": ",".join(DEMO_REVIEWER_TOKENS),
+            },
+            "notifications": {
+                "PEARLS_NOTIFICATIONS_SMTP_HOST": "127.0.0.1",
+                "PEARLS_NOTIFICATIONS_SMTP_PORT": str(smtp_port),
+                "PEARLS_NOTIFICATIONS_SMTP_STARTTLS": "false",
+                "PEARLS_NOTIFICATIONS_COORDINATOR_TOKENS": DEMO_COORDINATOR_TOKEN,
+                "PEARLS_NOTIFICATIONS_PUBLIC_BASE_URL": f"http://127.0.0.1:{ports['notifications']}",
+            },
+        }
+        for name in SERVICES:
+            dsn = await asyncio.to_thread(postgres.create_database, name, name, name)
+            children.append(
+                Child(
+                    name,
+                    [f"pearls-{name}", "--host", "127.0.0.1", "--port", str(ports[name])],
+                    {**common, f"PEARLS_{name.upper()}_DATABASE_URL": dsn, **env[name]},
+                    workdir / "logs" / f"{name}.log",
+                )
+            )
+        seen: Counter[str] = Counter()
+        tail = asyncio.create_task(tail_events(kafka.bootstrap_servers, stop, seen, say))
+        try:
+            await sink.start()
+            await wait_ready(sink, f"http://127.0.0.1:{args.mail_port}/")
+            for child in children:
+                await child.start()
+            for child, name in zip(children, SERVICES, strict=True):
+                await wait_ready(child, f"http://127.0.0.1:{ports[name]}/readyz")
+                say(f"{name:<14} http://127.0.0.1:{ports[name]}/docs")
+            say(f"{'captured mail':<14} http://127.0.0.1:{args.mail_port}/")
+            say("playing the demo through the public HTTP API ...")
+            await play(
+                f"http://127.0.0.1:{ports['applications']}",
+                coordinator_token=DEMO_COORDINATOR_TOKEN,
+                reviewer_tokens=DEMO_REVIEWER_TOKENS,
+                say=say,
+            )
+            await _wait_for_mail(seen, stop, within=60)
+            say(
+                f"demo done: {sum(n for t, n in seen.items() if 'notification' not in t)} events,"
+                f" {seen['pearls.notification.sent']} emails sent"
+                f" ({seen['pearls.notification.failed']} failed)."
+            )
+            if not args.exit_after_demo:
+                say(
+                    f"read the mail at http://127.0.0.1:{args.mail_port}/ ; Ctrl-C stops everything"
+                )
+                await _watch([*children, sink], stop)
+        finally:
+            stop.set()
+            await tail
+            say("stopping ...")
+            for child in reversed([sink, *children]):
+                await child.stop()
+    say("stopped.")
+    return 0
+
+
+async def _wait_for_mail(seen: Counter[str], stop: asyncio.Event, within: float) -> None:
+    """Mail follows events asynchronously: wait until it has settled."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + within
+    last, quiet_since = -1, loop.time()
+    while not stop.is_set() and loop.time() < deadline:
+        total = seen["pearls.notification.sent"] + seen["pearls.notification.failed"]
+        if total != last:
+            last, quiet_since = total, loop.time()
+        elif total > 0 and loop.time() - quiet_since > 3:
+            return
+        await asyncio.sleep(0.5)
+
+
+async def _watch(children: list[Child], stop: asyncio.Event) -> None:
+    while not stop.is_set():
+        for child in children:
+            if not child.alive():
+                print(f"{child.name} exited unexpectedly; see {child.log_path}", file=sys.stderr)
+                stop.set()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), timeout=1.0)
+
+
+def _printer() -> Callable[[str], None]:
+    def say(line: str) -> None:
+        print(line, flush=True)
+
+    return say
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return asyncio.run(run(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,59 @@
+"""Show the events flowing on the contract topics as they happen."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from collections.abc import Callable
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer
+
+from pearls_shared.envelope import EnvelopeError, decode
+from pearls_shared.topics import CONTRACT_TOPICS
+
+_DETAIL_FIELDS = ("city_name", "name", "reason", "template", "recipient")
+
+
+def describe(event_type: str, subject: str, data: dict[str, Any]) -> str:
+    """One terminal line for an event: its type and the few fields a person cares about."""
+    if event_type.startswith("pearls.notification."):
+        status = "sent" if event_type.endswith(".sent") else "FAILED"
+        return (
+            f"  mail   {status:<6} {data.get('template', '?'):<28} -> {data.get('recipient')}"
+            f" [{data.get('language', '?')}]"
+        )
+    details = [f"{k}={data[k]}" for k in _DETAIL_FIELDS if isinstance(data.get(k), str | int)]
+    if "country" in data:
+        details.append(f"country={data['country']}")
+    return f"  event  {event_type:<36} {' '.join(details)[:90]}"
+
+
+async def tail_events(
+    bootstrap: str,
+    stop: asyncio.Event,
+    seen: Counter[str],
+    printer: Callable[[str], None] = print,
+) -> None:
+    consumer = AIOKafkaConsumer(
+        *CONTRACT_TOPICS,
+        bootstrap_servers=bootstrap,
+        group_id=None,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+    )
+    await consumer.start()
+    try:
+        while not stop.is_set():
+            batches = await consumer.getmany(timeout_ms=300)
+            for records in batches.values():
+                for record in records:
+                    try:
+                        envelope = decode(record.headers, record.value)
+                    except EnvelopeError as exc:
+                        printer(f"  ?      undecodable record on {record.topic}: {exc}")
+                        continue
+                    seen[envelope.type] += 1
+                    printer(describe(envelope.type, envelope.subject, dict(envelope.data)))
+    finally:
+        await consumer.stop()
