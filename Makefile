@@ -6,7 +6,7 @@ SHELL := /bin/bash
 UV ?= $(shell command -v uv 2>/dev/null || echo $(HOME)/.local/bin/uv)
 PYTEST_ARGS ?=
 
-.PHONY: help setup run test lint typecheck imports schemas pytest infra clean
+.PHONY: help setup run test lint typecheck imports schemas pytest infra bench clean
 
 help: ## Show the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -34,6 +34,9 @@ schemas: ## Event schemas in docs/events are current and backward compatible
 
 pytest:
 	$(UV) run --locked pytest $(PYTEST_ARGS)
+
+bench: setup ## Benchmarks (ratios against a baseline measured in the same run)
+	$(UV) run --locked python bench/relay_throughput.py
 
 infra: setup ## Only Kafka and PostgreSQL, in the foreground
 	@$(UV) run --locked pearls-infra up
