@@ -130,7 +130,10 @@ class OutboxRelay:
         self, conn: asyncpg.Connection[Any], producer: AIOKafkaProducer
     ) -> tuple[int, bool]:
         rows = await conn.fetch(_PENDING, self._delivery.relay_batch_size)
-        OUTBOX_PENDING.labels(self._service).set(len(rows))
+        pending = len(rows)
+        if pending == self._delivery.relay_batch_size:  # a full batch: there may be more
+            pending = await conn.fetchval("SELECT count(*) FROM outbox WHERE sent_at IS NULL")
+        OUTBOX_PENDING.labels(self._service).set(pending)
         if not rows:
             return 0, False
         # Enqueue the whole batch in id order, then wait: the producer keeps

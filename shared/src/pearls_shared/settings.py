@@ -52,9 +52,9 @@ class PostgresSettings(BaseSettings):
 
 
 class DeliverySettings(BaseSettings):
-    """Outbox relay and consumer retry behaviour."""
+    """Outbox relay and consumer retry behaviour (``PEARLS_DELIVERY_*``, all services)."""
 
-    model_config = SettingsConfigDict(extra="ignore")
+    model_config = SettingsConfigDict(env_prefix="PEARLS_DELIVERY_", extra="ignore")
 
     relay_batch_size: int = Field(default=200, ge=1)
     relay_poll_interval_s: float = Field(
