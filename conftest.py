@@ -7,6 +7,7 @@ fails the run (never skips) when none of them works.
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import pytest
@@ -40,3 +41,16 @@ async def service_db(postgres_server: Any) -> str:
     finally:
         await conn.close()
     return dsn
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """In CI a skipped test is a failure: integration tests must never skip quietly."""
+    if not os.environ.get("CI"):
+        return
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    skipped = reporter.stats.get("skipped", []) if reporter is not None else []
+    if skipped:
+        names = ", ".join(report.nodeid for report in skipped[:10])
+        reporter.write_line("")
+        reporter.write_line(f"CI: {len(skipped)} test(s) skipped, which CI does not allow: {names}")
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
