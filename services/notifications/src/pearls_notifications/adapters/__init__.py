@@ -1,0 +1,1 @@
+"""I/O of the notifications service: SQL, templates, MIME, SMTP."""

@@ -1,0 +1,62 @@
+"""Building the e-mail: multipart/alternative (text + HTML) with safe headers.
+
+Headers are built by ``email.message.EmailMessage`` with the SMTP policy, which
+RFC 2047-encodes non-ASCII and structured values. On top of that every piece
+of user data bound for a header is flattened to one line first: CR, LF, and
+every other line or paragraph separator (U+2028, U+0085, …) become spaces, so
+no name or title can ever start a header of its own.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime
+from email import policy
+from email.headerregistry import Address
+from email.message import EmailMessage
+from email.utils import format_datetime
+
+# Every character str.splitlines() treats as a line break, plus other controls.
+_LINE_BREAKS = re.compile(r"[\x00-\x1f\x7f\x85\u2028\u2029]+")
+
+
+def one_line(value: str) -> str:
+    """User text made safe for a header value: a single line, no control characters."""
+    return " ".join(_LINE_BREAKS.sub(" ", value).split())
+
+
+@dataclass(frozen=True, slots=True)
+class Envelope:
+    sender_email: str
+    sender_name: str
+    recipient_email: str
+    recipient_name: str
+    subject: str
+    message_id: str
+    date: datetime
+    text: str
+    html: str
+    language: str
+    unsubscribe_url: str | None = None  # non-essential mail only
+    extra_headers: tuple[tuple[str, str], ...] = ()
+
+
+def build_message(env: Envelope) -> EmailMessage:
+    msg = EmailMessage(policy=policy.SMTP)
+    msg["From"] = Address(display_name=one_line(env.sender_name), addr_spec=env.sender_email)
+    msg["To"] = Address(display_name=one_line(env.recipient_name), addr_spec=env.recipient_email)
+    msg["Subject"] = one_line(env.subject)
+    msg["Date"] = format_datetime(env.date)
+    msg["Message-ID"] = env.message_id
+    msg["Content-Language"] = env.language
+    msg["Auto-Submitted"] = "auto-generated"  # RFC 3834: no auto-replies to us, please
+    if env.unsubscribe_url:
+        # RFC 8058 one-click: the client POSTs "List-Unsubscribe=One-Click" to the URL.
+        msg["List-Unsubscribe"] = f"<{env.unsubscribe_url}>"
+        msg["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
+    for name, value in env.extra_headers:
+        msg[name] = one_line(value)
+    msg.set_content(env.text, subtype="plain", charset="utf-8")
+    msg.add_alternative(env.html, subtype="html", charset="utf-8")
+    return msg

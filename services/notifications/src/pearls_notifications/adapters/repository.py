@@ -1,0 +1,276 @@
+"""SQL of the notifications service, kept visible: directory, deliveries, preferences.
+
+Every function takes the caller's connection, so the caller decides the
+transaction (the consumer's inbox transaction, or the sender's claim).
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any, TypeAlias
+
+import asyncpg
+
+from pearls_notifications.domain.identity import message_id
+from pearls_notifications.domain.model import Category, Mail, Mode, Recipient
+
+Conn: TypeAlias = "asyncpg.Connection[Any]"
+
+# --- contact directory --------------------------------------------------------
+
+
+async def replace_contacts(
+    conn: Conn,
+    participant_id: uuid.UUID,
+    city_name: str,
+    contacts: list[Recipient],
+    roles: list[str],
+) -> None:
+    """The event's contact list is the current one: staff change, so replace, not merge."""
+    await conn.execute("DELETE FROM participant_contacts WHERE participant_id = $1", participant_id)
+    await conn.executemany(
+        "INSERT INTO participant_contacts (participant_id, email, name, language, role, city_name)"
+        " VALUES ($1, $2, $3, $4, $5, $6)",
+        [
+            (participant_id, c.email, c.name, c.language, role, city_name)
+            for c, role in zip(contacts, roles, strict=True)
+        ],
+    )
+
+
+async def erase_participant(conn: Conn, participant_id: uuid.UUID) -> None:
+    await conn.execute("DELETE FROM participant_contacts WHERE participant_id = $1", participant_id)
+    await conn.execute("DELETE FROM mentor_assignments WHERE participant_id = $1", participant_id)
+
+
+async def upsert_mentor(conn: Conn, mentor_id: uuid.UUID, who: Recipient) -> None:
+    await conn.execute(
+        "INSERT INTO mentors (mentor_id, email, name, language) VALUES ($1, $2, $3, $4)"
+        " ON CONFLICT (mentor_id) DO UPDATE SET email = EXCLUDED.email, name = EXCLUDED.name,"
+        " language = EXCLUDED.language, updated_at = now()",
+        mentor_id,
+        who.email,
+        who.name,
+        who.language,
+    )
+
+
+async def assign_mentor(conn: Conn, participant_id: uuid.UUID, mentor_id: uuid.UUID) -> None:
+    await conn.execute(
+        "INSERT INTO mentor_assignments (participant_id, mentor_id) VALUES ($1, $2)"
+        " ON CONFLICT (participant_id) DO UPDATE SET mentor_id = EXCLUDED.mentor_id,"
+        " updated_at = now()",
+        participant_id,
+        mentor_id,
+    )
+
+
+async def unassign_mentor(conn: Conn, participant_id: uuid.UUID, mentor_id: uuid.UUID) -> None:
+    await conn.execute(
+        "DELETE FROM mentor_assignments WHERE participant_id = $1 AND mentor_id = $2",
+        participant_id,
+        mentor_id,
+    )
+
+
+async def assigned_mentor(conn: Conn, participant_id: uuid.UUID) -> Recipient | None:
+    row = await conn.fetchrow(
+        "SELECT m.email, m.name, m.language FROM mentor_assignments a"
+        " JOIN mentors m USING (mentor_id) WHERE a.participant_id = $1",
+        participant_id,
+    )
+    return Recipient(row["email"], row["name"], row["language"]) if row else None
+
+
+async def contacts_of(conn: Conn, participant_id: uuid.UUID) -> list[dict[str, Any]]:
+    rows = await conn.fetch(
+        "SELECT email, name, language, role, city_name, updated_at FROM participant_contacts"
+        " WHERE participant_id = $1 ORDER BY role DESC, email",
+        participant_id,
+    )
+    return [dict(r) for r in rows]
+
+
+# --- preferences --------------------------------------------------------------
+
+
+async def preference(conn: Conn, recipient: str, category: Category) -> Mode:
+    if category is Category.ESSENTIAL:
+        return Mode.IMMEDIATE
+    mode = await conn.fetchval(
+        "SELECT mode FROM preferences WHERE recipient = $1 AND category = $2",
+        recipient.lower(),
+        category.value,
+    )
+    return Mode(mode) if mode else Mode.IMMEDIATE
+
+
+async def preferences_of(conn: Conn, recipient: str) -> dict[str, str]:
+    rows = await conn.fetch(
+        "SELECT category, mode FROM preferences WHERE recipient = $1", recipient.lower()
+    )
+    return {r["category"]: r["mode"] for r in rows}
+
+
+async def set_preference(conn: Conn, recipient: str, category: Category, mode: Mode) -> None:
+    await conn.execute(
+        "INSERT INTO preferences (recipient, category, mode) VALUES ($1, $2, $3)"
+        " ON CONFLICT (recipient, category) DO UPDATE SET mode = EXCLUDED.mode, updated_at = now()",
+        recipient.lower(),
+        category.value,
+        mode.value,
+    )
+
+
+# --- deliveries ---------------------------------------------------------------
+
+DELIVERY_COLUMNS = (
+    "id, event_id, event_type, correlation_id, recipient, recipient_name, language, template,"
+    " category, context, message_id, status, attempts, next_attempt_at, last_error, smtp_code,"
+    " digest_id, created_at, sent_at, failed_at"
+)
+
+
+async def plan_delivery(
+    conn: Conn,
+    mail: Mail,
+    *,
+    event_id: str,
+    event_type: str,
+    correlation_id: str,
+    status: str,
+    delivery_id: uuid.UUID | None = None,
+) -> bool:
+    """Insert the delivery row; False when this (event, recipient, template) exists."""
+    inserted = await conn.fetchval(
+        "INSERT INTO deliveries (id, event_id, event_type, correlation_id, recipient,"
+        " recipient_name, language, template, category, context, message_id, status)"
+        " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
+        " ON CONFLICT (event_id, recipient, template) DO NOTHING RETURNING true",
+        delivery_id or uuid.uuid4(),
+        event_id,
+        event_type,
+        correlation_id,
+        mail.recipient.email,
+        mail.recipient.name,
+        mail.recipient.language,
+        mail.template,
+        mail.category.value,
+        mail.context,
+        message_id(event_id, mail.recipient.email, mail.template),
+        status,
+    )
+    return bool(inserted)
+
+
+async def claim_due(conn: Conn) -> asyncpg.Record | None:
+    """Lock one due delivery; other senders skip it until this transaction ends."""
+    return await conn.fetchrow(
+        f"SELECT {DELIVERY_COLUMNS} FROM deliveries"  # noqa: S608 - constant column list
+        " WHERE status = 'pending' AND next_attempt_at <= now()"
+        " ORDER BY next_attempt_at, created_at LIMIT 1 FOR UPDATE SKIP LOCKED"
+    )
+
+
+async def mark_sent(conn: Conn, delivery_id: uuid.UUID, at: datetime) -> int:
+    attempts: int = await conn.fetchval(
+        "UPDATE deliveries SET status = 'sent', sent_at = $2, attempts = attempts + 1,"
+        " smtp_code = 250, last_error = NULL WHERE id = $1 RETURNING attempts",
+        delivery_id,
+        at,
+    )
+    return attempts
+
+
+async def mark_retry(
+    conn: Conn, delivery_id: uuid.UUID, next_at: datetime, error: str, code: int | None
+) -> None:
+    await conn.execute(
+        "UPDATE deliveries SET attempts = attempts + 1, next_attempt_at = $2, last_error = $3,"
+        " smtp_code = $4 WHERE id = $1",
+        delivery_id,
+        next_at,
+        error,
+        code,
+    )
+
+
+async def mark_failed(
+    conn: Conn, delivery_id: uuid.UUID, at: datetime, error: str, code: int | None
+) -> int:
+    attempts: int = await conn.fetchval(
+        "UPDATE deliveries SET status = 'failed', failed_at = $2, attempts = attempts + 1,"
+        " last_error = $3, smtp_code = $4 WHERE id = $1 RETURNING attempts",
+        delivery_id,
+        at,
+        error,
+        code,
+    )
+    return attempts
+
+
+async def requeue_failed(conn: Conn, delivery_id: uuid.UUID) -> asyncpg.Record | None:
+    """A failed delivery goes back to pending with a fresh retry budget."""
+    return await conn.fetchrow(
+        "UPDATE deliveries SET status = 'pending', attempts = 0, next_attempt_at = now(),"  # noqa: S608
+        " failed_at = NULL WHERE id = $1 AND status = 'failed'"
+        f" RETURNING {DELIVERY_COLUMNS}",
+        delivery_id,
+    )
+
+
+async def get_delivery(conn: Conn, delivery_id: uuid.UUID) -> asyncpg.Record | None:
+    return await conn.fetchrow(
+        f"SELECT {DELIVERY_COLUMNS} FROM deliveries WHERE id = $1",  # noqa: S608
+        delivery_id,
+    )
+
+
+async def list_deliveries(
+    conn: Conn, *, recipient: str | None, event_id: str | None, limit: int
+) -> list[asyncpg.Record]:
+    rows: list[asyncpg.Record] = await conn.fetch(
+        f"SELECT {DELIVERY_COLUMNS} FROM deliveries"  # noqa: S608 - constant column list
+        " WHERE ($1::text IS NULL OR recipient = lower($1))"
+        " AND ($2::text IS NULL OR event_id = $2)"
+        " ORDER BY created_at DESC, recipient, template LIMIT $3",
+        recipient,
+        event_id,
+        limit,
+    )
+    return rows
+
+
+# --- digests ------------------------------------------------------------------
+
+
+async def digest_recipients(conn: Conn, before: datetime) -> list[asyncpg.Record]:
+    rows: list[asyncpg.Record] = await conn.fetch(
+        "SELECT recipient, min(recipient_name) AS name, min(language) AS language"
+        " FROM deliveries WHERE status = 'digest' AND created_at < $1 GROUP BY recipient",
+        before,
+    )
+    return rows
+
+
+async def take_digest_items(
+    conn: Conn, recipient: str, before: datetime, digest_id: uuid.UUID
+) -> list[asyncpg.Record]:
+    rows: list[asyncpg.Record] = await conn.fetch(
+        "UPDATE deliveries SET status = 'digested', digest_id = $3"  # noqa: S608
+        " WHERE id IN (SELECT id FROM deliveries WHERE recipient = $1 AND status = 'digest'"
+        " AND created_at < $2 ORDER BY created_at FOR UPDATE SKIP LOCKED)"
+        f" RETURNING {DELIVERY_COLUMNS}",
+        recipient,
+        before,
+        digest_id,
+    )
+    return rows
+
+
+async def return_digest_items(conn: Conn, digest_id: uuid.UUID) -> None:
+    await conn.execute(
+        "UPDATE deliveries SET status = 'digest', digest_id = NULL WHERE digest_id = $1",
+        digest_id,
+    )

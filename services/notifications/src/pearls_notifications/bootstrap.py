@@ -1,0 +1,74 @@
+"""The one place that wires settings, database, broker, sender and HTTP app."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+from fastapi import FastAPI
+
+from pearls_notifications.config import Settings
+from pearls_notifications.entrypoints import http
+from pearls_notifications.entrypoints.consumers import subscription
+from pearls_notifications.service_layer.sender import Sender
+from pearls_shared.http import install_correlation, operations_router
+from pearls_shared.runtime import service_runtime
+from pearls_shared.settings import KafkaSettings
+
+SERVICE = "notifications"
+MIGRATIONS = Path(__file__).resolve().parents[2] / "migrations"
+
+
+def create_app(settings: Settings | None = None, kafka: KafkaSettings | None = None) -> FastAPI:
+    settings = settings or Settings()
+    kafka = kafka or KafkaSettings()
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        async with service_runtime(
+            service=SERVICE,
+            db=settings.postgres(),
+            kafka=kafka,
+            delivery=settings.delivery(),
+            migrations_dir=MIGRATIONS,
+            subscriptions=(subscription(settings),),
+        ) as rt:
+            app.state.pool = rt.pool
+            sender = Sender(settings, rt.pool)
+            stop = asyncio.Event()
+            task = asyncio.create_task(sender.run(stop), name="sender")
+            app.state.sender = sender
+            try:
+                yield
+            finally:
+                stop.set()
+                await task
+
+    app = FastAPI(
+        title="Pearls notifications",
+        version="1.0.0",
+        description="Every event that concerns a person becomes one e-mail, in their language, "
+        "never twice. Coordinators read the delivery log, resend failed e-mails and manage "
+        "preferences; recipients unsubscribe from non-essential mail by signed link.",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+
+    async def ready() -> bool:
+        pool = getattr(app.state, "pool", None)
+        if pool is None:
+            return False
+        try:
+            async with pool.acquire() as conn:
+                await conn.fetchval("SELECT 1")
+        except Exception:
+            return False
+        return True
+
+    install_correlation(app)
+    app.include_router(operations_router(ready))
+    app.include_router(http.coordinator)
+    app.include_router(http.public)
+    return app

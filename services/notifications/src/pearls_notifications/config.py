@@ -1,0 +1,103 @@
+"""Settings of the notifications service, from ``PEARLS_NOTIFICATIONS_*`` variables.
+
+Kafka comes from the shared ``KAFKA_*`` variables. Secrets are ``SecretStr`` so
+they never appear in logs or reprs. The coordinator API token is configured as
+its SHA-256 digest, so the plain token is stored nowhere on the server.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import AnyHttpUrl, AwareDatetime, EmailStr, Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from pearls_shared.events.common import LanguageCode
+from pearls_shared.settings import DeliverySettings, PostgresSettings
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="PEARLS_NOTIFICATIONS_", extra="ignore")
+
+    # Storage and consumption
+    database_url: SecretStr = Field(
+        default=SecretStr("postgresql://pearls@127.0.0.1:5432/pearls_notifications"),
+        description="asyncpg DSN of the service's own database.",
+    )
+    consumer_group: str = Field(
+        default="pearls-notifications", description="Kafka consumer group (and inbox name)."
+    )
+    not_before: AwareDatetime | None = Field(
+        default=None,
+        description="Events older than this update the contact directory but send no e-mail "
+        "(a first deployment reading years of history must not mail everyone again).",
+    )
+
+    # SMTP
+    smtp_host: str = Field(default="127.0.0.1", description="Mail server (submission) host.")
+    smtp_port: int = Field(default=1025, ge=1, le=65535, description="Mail server port.")
+    smtp_starttls: bool = Field(default=False, description="Upgrade with STARTTLS after EHLO.")
+    smtp_tls: bool = Field(default=False, description="Implicit TLS (port 465 style).")
+    smtp_username: str | None = Field(default=None, description="AUTH user, if required.")
+    smtp_password: SecretStr | None = Field(default=None, description="AUTH password.")
+    smtp_timeout_s: float = Field(default=30.0, gt=0, description="Per-command SMTP timeout.")
+    from_address: EmailStr = Field(
+        default="pearls@bsr-cultural-pearls.example", description="Envelope and header sender."
+    )
+    from_name: str = Field(default="BSR Cultural Pearls", description="Display name of From.")
+    rate_limit_per_minute: float = Field(
+        default=120.0, gt=0, description="Messages per minute to the mail server, at most."
+    )
+
+    # Retries of temporary failures (4xx, connection loss)
+    retry_max_attempts: int = Field(
+        default=12, ge=1, description="Attempts per e-mail before it is recorded as failed."
+    )
+    retry_backoff_initial_s: float = Field(default=30.0, gt=0, description="First retry delay.")
+    retry_backoff_max_s: float = Field(default=3600.0, gt=0, description="Longest retry delay.")
+    sender_idle_poll_s: float = Field(
+        default=1.0, gt=0, description="How often the sender looks for due e-mails when idle."
+    )
+
+    # Who hears what
+    coordinator_email: EmailStr = Field(
+        default="coordinators@bsr-cultural-pearls.example",
+        description="The coordinators' shared mailbox.",
+    )
+    coordinator_name: str = Field(default="Programme coordinators")
+    coordinator_language: LanguageCode = Field(default="en")
+
+    # Links and preferences
+    public_base_url: AnyHttpUrl = Field(
+        default=AnyHttpUrl("http://127.0.0.1:8004"),
+        description="Base URL of this service as recipients reach it (unsubscribe links).",
+    )
+    unsubscribe_secret: SecretStr = Field(
+        default=SecretStr("change-me-in-production"),
+        description="Key of the HMAC-SHA256 that signs unsubscribe links.",
+    )
+    digest_hour_utc: int = Field(
+        default=7, ge=0, le=23, description="Hour (UTC) at which daily digests are sent."
+    )
+
+    # Coordinator API
+    api_token_sha256: str | None = Field(
+        default=None,
+        pattern=r"^[0-9a-f]{64}$",
+        description="Hex SHA-256 of the coordinators' bearer token; unset = API closed.",
+    )
+
+    # HTTP
+    http_host: str = Field(default="127.0.0.1", description="Interface uvicorn binds.")
+    http_port: int = Field(default=8004, ge=1, le=65535, description="Port uvicorn binds.")
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+    def postgres(self) -> PostgresSettings:
+        return PostgresSettings(database_url=self.database_url)
+
+    def delivery(self) -> DeliverySettings:
+        return DeliverySettings()
+
+    def cutoff(self) -> datetime | None:
+        return self.not_before

@@ -1,0 +1,1 @@
+"""Ways into the notifications service: Kafka consumers and the HTTP API."""

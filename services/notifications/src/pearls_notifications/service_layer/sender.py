@@ -1,0 +1,288 @@
+"""The sender loop: claim a due delivery, render, send, record — one at a time.
+
+Each e-mail is one database transaction: the row is locked with ``FOR UPDATE
+SKIP LOCKED`` (another replica's sender skips it), the message goes to the
+mail server, and right after the server's reply the outcome is written — with
+``pearls.notification.sent`` / ``.failed`` in the outbox — and committed.
+
+The one window no transaction can close: the server has said 250 and the
+process dies before the commit. The row is still 'pending', so the e-mail is
+sent again after restart, with the same deterministic Message-ID: a duplicate
+that any mail client or audit can detect, never a lost e-mail.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import asyncpg
+import structlog
+
+from pearls_notifications.adapters import repository as repo
+from pearls_notifications.adapters.mime import Envelope, build_message
+from pearls_notifications.adapters.smtp import Outcome, SmtpClient
+from pearls_notifications.adapters.templates import Templates
+from pearls_notifications.config import Settings
+from pearls_notifications.domain import unsubscribe
+from pearls_notifications.domain.model import Category, Mail, Recipient
+from pearls_notifications.domain.routing import DIGEST_TEMPLATE
+from pearls_notifications.service_layer.handlers import WAKE_CHANNEL
+from pearls_shared.db import connect
+from pearls_shared.events.notifications import NotificationFailed, NotificationSent
+from pearls_shared.outbox import record_event
+
+log = structlog.get_logger(__name__)
+
+DIGEST_EVENT_TYPE = "pearls.notification.digest"
+
+
+def unsubscribe_url(settings: Settings, recipient: str, category: Category) -> str:
+    from urllib.parse import urlencode
+
+    token = unsubscribe.sign(
+        settings.unsubscribe_secret.get_secret_value().encode(), recipient, category
+    )
+    query = urlencode({"recipient": recipient, "category": category.value, "token": token})
+    return f"{str(settings.public_base_url).rstrip('/')}/unsubscribe?{query}"
+
+
+def backoff(settings: Settings, attempts: int) -> float:
+    """Seconds before attempt ``attempts + 1``: doubling from the initial delay, capped."""
+    delay = settings.retry_backoff_initial_s * (2 ** max(attempts - 1, 0))
+    return float(min(delay, settings.retry_backoff_max_s))
+
+
+class Sender:
+    def __init__(
+        self,
+        settings: Settings,
+        pool: asyncpg.Pool[Any],
+        smtp: SmtpClient | None = None,
+        templates: Templates | None = None,
+    ) -> None:
+        self.settings = settings
+        self.pool = pool
+        self.smtp = smtp or SmtpClient(settings)
+        self.templates = templates or Templates()
+        self._wake = asyncio.Event()
+        self._last_digest_check: datetime | None = None
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    async def run(self, stop: asyncio.Event) -> None:
+        listener = await self._listen()
+        try:
+            while not stop.is_set():
+                try:
+                    await self.compose_digests_if_due()
+                    worked = await self.send_next()
+                except (OSError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError) as exc:
+                    log.warning("sender_database_unavailable", error=repr(exc))
+                    worked = False
+                if worked:
+                    continue
+                self._wake.clear()
+                waiter = asyncio.create_task(self._wake.wait())
+                stopper = asyncio.create_task(stop.wait())
+                await asyncio.wait(
+                    {waiter, stopper},
+                    timeout=self.settings.sender_idle_poll_s,
+                    return_when=asyncio.FIRST_COMPLETED,
+                )
+                waiter.cancel()
+                stopper.cancel()
+        finally:
+            if listener is not None:
+                await listener.close()
+            await self.smtp.close()
+
+    async def _listen(self) -> asyncpg.Connection[Any] | None:
+        try:
+            conn = await connect(self.settings.database_url.get_secret_value())
+            await conn.add_listener(WAKE_CHANNEL, lambda *_: self.wake())
+            return conn
+        except (OSError, asyncpg.PostgresError) as exc:  # polling still works
+            log.warning("sender_listen_failed", error=repr(exc))
+            return None
+
+    async def send_next(self) -> bool:
+        """Send one due e-mail; False when none is due."""
+        async with self.pool.acquire() as conn, conn.transaction():
+            row = await repo.claim_due(conn)
+            if row is None:
+                return False
+            await self._deliver(conn, row)
+            return True
+
+    async def _deliver(self, conn: asyncpg.Connection[Any], row: asyncpg.Record) -> None:
+        s = self.settings
+        category = Category(row["category"])
+        link = (
+            unsubscribe_url(s, row["recipient"], category)
+            if category is not Category.ESSENTIAL
+            else None
+        )
+        with structlog.contextvars.bound_contextvars(
+            delivery_id=str(row["id"]), template=row["template"], cause_event_id=row["event_id"]
+        ):
+            try:
+                rendered = self.templates.render(
+                    row["template"],
+                    row["language"],
+                    {
+                        "event": row["context"],
+                        "recipient": {"name": row["recipient_name"], "email": row["recipient"]},
+                        "unsubscribe_url": link,
+                    },
+                )
+            except Exception as exc:  # a broken template is permanent for this e-mail
+                log.exception("render_failed")
+                await self._failed(
+                    conn, row, row["language"], Outcome("permanent", None, repr(exc))
+                )
+                return
+            message = build_message(
+                Envelope(
+                    sender_email=str(s.from_address),
+                    sender_name=s.from_name,
+                    recipient_email=row["recipient"],
+                    recipient_name=row["recipient_name"],
+                    subject=rendered.subject,
+                    message_id=row["message_id"],
+                    date=datetime.now(UTC),
+                    text=rendered.text,
+                    html=rendered.html,
+                    language=rendered.language,
+                    unsubscribe_url=link,
+                )
+            )
+            outcome = await self.smtp.send(message, str(s.from_address), row["recipient"])
+            now = datetime.now(UTC)
+            if outcome.kind == "accepted":
+                attempts = await repo.mark_sent(conn, row["id"], now)
+                await record_event(
+                    conn,
+                    NotificationSent(
+                        recipient=row["recipient"],
+                        notification_id=row["id"],
+                        template=row["template"],
+                        language=rendered.language,
+                        cause_event_id=row["event_id"],
+                        cause_event_type=row["event_type"],
+                        message_id=row["message_id"],
+                        attempts=attempts,
+                        sent_at=now,
+                        digest=row["template"] == DIGEST_TEMPLATE,
+                    ),
+                    correlation_id=row["correlation_id"],
+                    causation_id=row["event_id"],
+                )
+                log.info("email_sent", attempts=attempts)
+            elif outcome.kind == "temporary" and row["attempts"] + 1 < s.retry_max_attempts:
+                delay = backoff(s, row["attempts"] + 1)
+                await repo.mark_retry(
+                    conn, row["id"], now + timedelta(seconds=delay), outcome.reason, outcome.code
+                )
+                log.warning(
+                    "email_deferred", reason=outcome.reason, code=outcome.code, retry_in=delay
+                )
+            else:
+                await self._failed(conn, row, rendered.language, outcome)
+
+    async def _failed(
+        self, conn: asyncpg.Connection[Any], row: asyncpg.Record, language: str, outcome: Outcome
+    ) -> None:
+        now = datetime.now(UTC)
+        attempts = await repo.mark_failed(conn, row["id"], now, outcome.reason, outcome.code)
+        await record_event(
+            conn,
+            NotificationFailed(
+                recipient=row["recipient"],
+                notification_id=row["id"],
+                template=row["template"],
+                language=language,
+                cause_event_id=row["event_id"],
+                cause_event_type=row["event_type"],
+                message_id=row["message_id"],
+                attempts=attempts,
+                failed_at=now,
+                permanent=outcome.kind == "permanent",
+                reason=outcome.reason or "unknown",
+                smtp_code=outcome.code,
+            ),
+            correlation_id=row["correlation_id"],
+            causation_id=row["event_id"],
+        )
+        log.error("email_failed", reason=outcome.reason, code=outcome.code, attempts=attempts)
+
+    # --- daily digest ---------------------------------------------------------
+
+    def digest_cutoff(self, now: datetime) -> datetime:
+        """The latest digest moment at or before ``now``."""
+        today = now.replace(hour=self.settings.digest_hour_utc, minute=0, second=0, microsecond=0)
+        return today if today <= now else today - timedelta(days=1)
+
+    async def compose_digests_if_due(self, now: datetime | None = None) -> int:
+        now = now or datetime.now(UTC)
+        if self._last_digest_check and now - self._last_digest_check < timedelta(minutes=1):
+            return 0
+        self._last_digest_check = now
+        return await self.compose_digests(self.digest_cutoff(now))
+
+    async def compose_digests(self, cutoff: datetime) -> int:
+        """Bundle each recipient's held items older than ``cutoff`` into one digest e-mail."""
+        made = 0
+        async with self.pool.acquire() as conn:
+            for who in await repo.digest_recipients(conn, cutoff):
+                async with conn.transaction():
+                    made += await self._compose_one(conn, who, cutoff)
+        return made
+
+    async def _compose_one(
+        self, conn: asyncpg.Connection[Any], who: asyncpg.Record, cutoff: datetime
+    ) -> int:
+        recipient = who["recipient"]
+        event_id = f"digest:{recipient}:{cutoff.date().isoformat()}"
+        digest_id = uuid.uuid4()
+        items = await repo.take_digest_items(conn, recipient, cutoff, digest_id)
+        if not items:
+            return 0
+        entries = []
+        for item in items:
+            rendered = self.templates.render(
+                item["template"],
+                item["language"],
+                {
+                    "event": item["context"],
+                    "recipient": {"name": item["recipient_name"], "email": recipient},
+                    "unsubscribe_url": None,
+                },
+                bare=True,
+            )
+            entries.append(
+                {"subject": rendered.subject, "text": rendered.text.strip(), "html": rendered.html}
+            )
+        mail = Mail(
+            Recipient(recipient, who["name"], who["language"]),
+            DIGEST_TEMPLATE,
+            Category.PROGRESS,
+            {"items": entries, "day": cutoff.date().isoformat()},
+        )
+        fresh = await repo.plan_delivery(
+            conn,
+            mail,
+            event_id=event_id,
+            event_type=DIGEST_EVENT_TYPE,
+            correlation_id=event_id,
+            status="pending",
+            delivery_id=digest_id,
+        )
+        if not fresh:  # today's digest already went; late items wait for tomorrow's
+            await repo.return_digest_items(conn, digest_id)
+            return 0
+        await conn.execute("SELECT pg_notify($1, '')", WAKE_CHANNEL)
+        return 1
