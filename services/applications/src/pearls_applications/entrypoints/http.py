@@ -1,0 +1,518 @@
+"""HTTP API: request -> command -> handler. Authentication is decided here.
+
+Coordinators and reviewers send ``Authorization: Bearer <token>``; an
+applicant sends its own applicant token the same way, and it opens only its
+own application.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from dataclasses import asdict
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response, status
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from pearls_applications.adapters import repository as repo
+from pearls_applications.domain.errors import Conflict, DomainError, NotFound
+from pearls_applications.domain.model import Application, Call, Criterion, Rubric
+from pearls_applications.domain.review import Reviewer
+from pearls_applications.entrypoints import schemas as s
+from pearls_applications.service_layer.auth import Authenticator, Principal
+from pearls_applications.service_layer.handlers import Applications, request_digest
+from pearls_shared.events.common import ContactPerson, CountryCode, ThemeSlug
+from pearls_shared.http import correlation_id
+
+
+class Unauthorized(DomainError):
+    status = 401
+
+
+class Forbidden(DomainError):
+    status = 403
+
+
+_bearer = HTTPBearer(
+    auto_error=False,
+    description="Coordinator or reviewer token, or the applicant token of one application.",
+)
+Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+ApplicationId = Annotated[uuid.UUID, Path(description="Id of the application.")]
+CallId = Annotated[uuid.UUID, Path(description="Id of the call.")]
+Limit = Annotated[int, Query(ge=1, le=200, description="Page size.")]
+Offset = Annotated[int, Query(ge=0, le=1_000_000, description="Items to skip.")]
+
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    401: {"model": s.ErrorOut, "description": "Missing or unknown token."},
+    403: {"model": s.ErrorOut, "description": "The token may not do this."},
+    404: {"model": s.ErrorOut, "description": "No such call or application."},
+    409: {"model": s.ErrorOut, "description": "The state forbids it; detail names the rule."},
+    422: {"model": s.ErrorOut, "description": "Invalid input; detail names field and rule."},
+}
+
+
+def _service(request: Request) -> Applications:
+    service: Applications = request.app.state.applications
+    return service
+
+
+def _auth(request: Request) -> Authenticator:
+    auth: Authenticator = request.app.state.authenticator
+    return auth
+
+
+Service = Annotated[Applications, Depends(_service)]
+
+
+async def _principal(request: Request, creds: Credentials) -> Principal | None:
+    if creds is None:
+        return None
+    service = _service(request)
+    async with service.pool.acquire() as conn:
+        return await _auth(request).identify(conn, creds.credentials)
+
+
+def _require(role: str) -> Any:
+    async def dependency(request: Request, creds: Credentials) -> Principal:
+        if creds is None:
+            raise Unauthorized(("header", "Authorization"), "bearer_token", "a token is required")
+        principal = await _principal(request, creds)
+        if principal is None:
+            raise Unauthorized(("header", "Authorization"), "bearer_token", "unknown token")
+        if principal.role != role:
+            raise Forbidden(("header", "Authorization"), "role", f"only a {role} may do this")
+        return principal
+
+    return Depends(dependency)
+
+
+Coordinator = Annotated[Principal, _require("coordinator")]
+ReviewerCaller = Annotated[Principal, _require("reviewer")]
+
+
+async def _applicant(request: Request, application_id: uuid.UUID, creds: Credentials) -> None:
+    """Only the application's own token passes (a 404 hides whether it exists)."""
+    if creds is None:
+        raise Unauthorized(("header", "Authorization"), "bearer_token", "a token is required")
+    async with _service(request).pool.acquire() as conn:
+        if not await Authenticator.owns(conn, application_id, creds.credentials):
+            raise NotFound(("path", "application_id"), "exists", "no such application")
+
+
+Applicant = Depends(_applicant)
+
+
+def _call_out(call: Call) -> s.CallOut:
+    return s.CallOut(
+        call_id=call.id,
+        title=call.title,
+        description=call.description,
+        opens_at=call.opens_at,
+        closes_at=call.closes_at,
+        status=call.status,
+        places=call.places,
+        themes=list(call.themes),
+        eligible_countries=list(call.eligible_countries),
+        population_min=call.population_min,
+        population_max=call.population_max,
+        rubric=s.RubricOut(
+            scale_min=call.rubric.scale_min,
+            scale_max=call.rubric.scale_max,
+            criteria=[s.CriterionOut(key=c.key, weight=c.weight) for c in call.rubric.criteria],
+        ),
+        reviews_required=call.reviews_required,
+        conflict_same_country=call.conflict_same_country,
+        public_url=call.public_url,
+        closed_at=call.closed_at,
+        closed_early=call.closed_early,
+    )
+
+
+def _application_out(app: Application, rank: int | None = None) -> s.ApplicationOut:
+    fields = asdict(app)
+    fields["application_id"] = fields.pop("id")
+    fields["contacts"] = [c.model_dump(mode="json") for c in app.contacts]
+    return s.ApplicationOut.model_validate({**fields, "rank": rank})
+
+
+def _domain_fields(body: s.ApplicationIn | s.ApplicationPatch) -> dict[str, Any]:
+    fields = body.model_dump(exclude_unset=True, exclude_none=True)
+    if "contacts" in fields:
+        fields["contacts"] = tuple(ContactPerson.model_validate(c) for c in fields["contacts"])
+    for name in ("themes", "languages"):
+        if name in fields:
+            fields[name] = tuple(fields[name])
+    return fields
+
+
+router = APIRouter(responses=_ERRORS)
+
+# -- calls ------------------------------------------------------------------------
+
+
+@router.post(
+    "/calls",
+    status_code=status.HTTP_201_CREATED,
+    tags=["calls"],
+    summary="Create a call (opens now, or at opens_at)",
+    description="Coordinator only. The call opens at `opens_at` (or at once when omitted or"
+    " past) and closes itself at `closes_at`; both emit events.",
+)
+async def create_call(body: s.CallIn, who: Coordinator, service: Service) -> s.CallOut:
+    call = Call(
+        id=uuid.uuid4(),
+        title=dict(body.title),
+        description=dict(body.description),
+        opens_at=body.opens_at or service.clock(),
+        closes_at=body.closes_at,
+        places=body.places,
+        themes=tuple(body.themes),
+        eligible_countries=tuple(body.eligible_countries),
+        population_min=body.population_min,
+        population_max=body.population_max,
+        rubric=Rubric(
+            body.rubric.scale_min,
+            body.rubric.scale_max,
+            tuple(Criterion(c.key, c.weight) for c in body.rubric.criteria),
+        ),
+        reviews_required=body.reviews_required,
+        conflict_same_country=body.conflict_same_country,
+        public_url=str(body.public_url) if body.public_url else None,
+    )
+    return _call_out(await service.create_call(call, who.actor, correlation_id()))
+
+
+@router.get("/calls", tags=["calls"], summary="List calls (public)")
+async def list_calls(
+    service: Service,
+    status_: Annotated[Literal["scheduled", "open", "closed"] | None, Query(alias="status")] = None,
+    limit: Limit = 50,
+    offset: Offset = 0,
+) -> list[s.CallOut]:
+    async with service.pool.acquire() as conn:
+        return [_call_out(c) for c in await repo.list_calls(conn, status_, limit, offset)]
+
+
+@router.get("/calls/{call_id}", tags=["calls"], summary="Read a call (public)")
+async def get_call(call_id: CallId, service: Service) -> s.CallOut:
+    async with service.pool.acquire() as conn:
+        return _call_out(await repo.load_call(conn, call_id))
+
+
+@router.post("/calls/{call_id}/close", tags=["calls"], summary="Close a call early")
+async def close_call(call_id: CallId, who: Coordinator, service: Service) -> s.CallOut:
+    return _call_out(await service.close_call(call_id, who.actor, correlation_id()))
+
+
+@router.get(
+    "/calls/{call_id}/ranking",
+    tags=["review"],
+    summary="Ranking of the call's scored applications",
+    description="Best weighted score first; ties go to the earlier submission.",
+)
+async def ranking(call_id: CallId, _: Coordinator, service: Service) -> list[s.RankingEntry]:
+    async with service.pool.acquire() as conn:
+        book = await repo.load_book(conn, call_id, None)
+    return [
+        s.RankingEntry(
+            rank=i,
+            application_id=a.id,
+            city_name=a.city_name,
+            country=a.country,
+            status=a.status,
+            score=a.score or 0.0,
+            review_count=a.review_count,
+        )
+        for i, a in enumerate(book.ranking(), start=1)
+    ]
+
+
+@router.post(
+    "/calls/{call_id}/assignments/auto",
+    tags=["review"],
+    summary="Spread applications evenly over the reviewer pool",
+    description="Gives every application still in the race `reviews_required` reviewers,"
+    " least-loaded first, skipping conflicts of interest (recorded in the audit trail).",
+)
+async def auto_assign(call_id: CallId, who: Coordinator, service: Service) -> s.SpreadOut:
+    result = await service.auto_assign(call_id, who.actor)
+    return s.SpreadOut(
+        assigned=[s.AssignmentOut(application_id=a, reviewer_id=r) for a, r in result.assigned],
+        refused=[
+            s.RefusedOut(application_id=a, reviewer_id=r, reason=why)
+            for a, r, why in result.refused
+        ],
+        short={str(k): v for k, v in result.short.items()},
+    )
+
+
+@router.get("/calls/{call_id}/audit", tags=["audit"], summary="Audit trail of a call")
+async def call_audit(
+    call_id: CallId, _: Coordinator, service: Service, limit: Limit = 100, offset: Offset = 0
+) -> list[s.AuditOut]:
+    async with service.pool.acquire() as conn:
+        rows = await repo.read_audit(
+            conn, call_id=call_id, application_id=None, limit=limit, offset=offset
+        )
+    return [s.AuditOut.model_validate(dict(r)) for r in rows]
+
+
+# -- applications ------------------------------------------------------------------
+
+
+@router.post(
+    "/calls/{call_id}/applications",
+    status_code=status.HTTP_201_CREATED,
+    tags=["applications"],
+    summary="Submit an application (public)",
+    description="Returns the application id and the secret applicant token. With an"
+    " `Idempotency-Key` header a retry returns the first answer (header `Idempotent-Replayed:"
+    " true`); the same key with another body is refused (422).",
+)
+async def submit(
+    call_id: CallId,
+    body: s.ApplicationIn,
+    service: Service,
+    response: Response,
+    idempotency_key: Annotated[
+        str | None,
+        Header(
+            pattern=r"^[\x21-\x7e]{8,255}$",
+            description="Client-chosen key (8-255 printable ASCII, a UUID is ideal).",
+        ),
+    ] = None,
+) -> s.Receipt:
+    canonical = json.dumps(body.model_dump(mode="json"), sort_keys=True).encode()
+    result = await service.submit(
+        call_id,
+        _domain_fields(body),
+        correlation_id(),
+        idempotency_key=idempotency_key,
+        request_hash=request_digest(canonical),
+    )
+    if result.replayed:
+        response.headers["Idempotent-Replayed"] = "true"
+    return s.Receipt(application_id=result.application_id, applicant_token=result.applicant_token)
+
+
+@router.get(
+    "/applications",
+    tags=["applications"],
+    summary="Search applications (coordinators)",
+    description="Filters combine; best score first, with each application's rank in its call.",
+)
+async def search(
+    _: Coordinator,
+    service: Service,
+    call_id: Annotated[uuid.UUID | None, Query()] = None,
+    status_: Annotated[s.Status | None, Query(alias="status")] = None,
+    country: Annotated[CountryCode | None, Query()] = None,
+    theme: Annotated[ThemeSlug | None, Query()] = None,
+    min_score: Annotated[float | None, Query(ge=0, le=100, allow_inf_nan=False)] = None,
+    max_score: Annotated[float | None, Query(ge=0, le=100, allow_inf_nan=False)] = None,
+    limit: Limit = 50,
+    offset: Offset = 0,
+) -> s.ApplicationPage:
+    async with service.pool.acquire() as conn:
+        page = await repo.search_applications(
+            conn,
+            call_id=call_id,
+            status=status_,
+            country=country,
+            theme=theme,
+            min_score=min_score,
+            max_score=max_score,
+            limit=limit,
+            offset=offset,
+        )
+    return s.ApplicationPage(
+        items=[_application_out(a, rank) for a, rank in page.items],
+        total=page.total,
+        limit=limit,
+        offset=offset,
+    )
+
+
+@router.get(
+    "/applications/{application_id}",
+    tags=["applications"],
+    summary="Read an application",
+    description="The applicant (its own token), a coordinator, or a reviewer assigned to it.",
+)
+async def read_application(
+    application_id: ApplicationId, request: Request, creds: Credentials, service: Service
+) -> s.ApplicationOut:
+    if creds is None:
+        raise Unauthorized(("header", "Authorization"), "bearer_token", "a token is required")
+    async with service.pool.acquire() as conn:
+        principal = await _auth(request).identify(conn, creds.credentials)
+        allowed = (
+            principal is not None
+            and (
+                principal.role == "coordinator"
+                or principal.id in await repo.assignments_of(conn, application_id)
+            )
+        ) or await Authenticator.owns(conn, application_id, creds.credentials)
+        if not allowed:
+            raise NotFound(("path", "application_id"), "exists", "no such application")
+        app = await repo.load_application(conn, application_id)
+        book = await repo.load_book(conn, app.call_id, None)
+    return _application_out(app, book.rank_of(application_id))
+
+
+@router.patch(
+    "/applications/{application_id}",
+    tags=["applications"],
+    summary="Update an application (applicant, while the call is open)",
+    dependencies=[Applicant],
+)
+async def update_application(
+    application_id: ApplicationId, body: s.ApplicationPatch, service: Service
+) -> s.ApplicationOut:
+    app = await service.update(application_id, _domain_fields(body), correlation_id())
+    return _application_out(app)
+
+
+@router.post(
+    "/applications/{application_id}/withdraw",
+    tags=["applications"],
+    summary="Withdraw an application (applicant)",
+    description="Allowed while submitted, waitlisted or accepted. An accepted participant's"
+    " place goes to the best-ranked waitlisted application at once.",
+    dependencies=[Applicant],
+)
+async def withdraw(
+    application_id: ApplicationId, service: Service, body: s.WithdrawIn | None = None
+) -> s.ApplicationOut:
+    reason = body.reason if body else None
+    return _application_out(await service.withdraw(application_id, reason, correlation_id()))
+
+
+# -- review --------------------------------------------------------------------
+
+
+@router.post(
+    "/reviewers",
+    status_code=status.HTTP_201_CREATED,
+    tags=["review"],
+    summary="Register a reviewer (returns its token once)",
+)
+async def register_reviewer(
+    body: s.ReviewerIn, who: Coordinator, service: Service
+) -> s.ReviewerRegistered:
+    reviewer = Reviewer(body.reviewer_id, body.name, body.city_name, body.country)
+    token = await service.register_reviewer(reviewer, who.actor)
+    return s.ReviewerRegistered(
+        reviewer_id=reviewer.id,
+        name=reviewer.name,
+        city_name=reviewer.city_name,
+        country=reviewer.country,
+        token=token,
+    )
+
+
+@router.get("/reviewers", tags=["review"], summary="The reviewer pool")
+async def list_reviewers(_: Coordinator, service: Service) -> list[s.ReviewerOut]:
+    async with service.pool.acquire() as conn:
+        pool = await service.reviewers(conn)
+    return [
+        s.ReviewerOut(reviewer_id=r.id, name=r.name, city_name=r.city_name, country=r.country)
+        for r in sorted(pool.values(), key=lambda r: r.id)
+    ]
+
+
+@router.get("/reviewers/me/assignments", tags=["review"], summary="Applications assigned to me")
+async def my_assignments(who: ReviewerCaller, service: Service) -> list[s.MyAssignment]:
+    async with service.pool.acquire() as conn:
+        rows = await repo.assignments_for_reviewer(conn, who.id)
+    return [s.MyAssignment.model_validate(dict(r)) for r in rows]
+
+
+@router.post(
+    "/applications/{application_id}/assignments",
+    status_code=status.HTTP_201_CREATED,
+    tags=["review"],
+    summary="Assign a reviewer",
+    description="Refused with 409 (`conflict_of_interest`, reason in `msg`) when the reviewer"
+    " comes from the applicant city, or from its country when the call says so; the refusal"
+    " is recorded in the audit trail.",
+)
+async def assign(
+    application_id: ApplicationId, body: s.AssignIn, who: Coordinator, service: Service
+) -> s.AssignmentOut:
+    result = await service.assign(application_id, body.reviewer_id, who.actor)
+    if result.refused_reason:
+        raise Conflict(
+            ("body", "reviewer_id"),
+            "conflict_of_interest",
+            f"conflict of interest: {result.refused_reason}",
+        )
+    return s.AssignmentOut(application_id=application_id, reviewer_id=body.reviewer_id)
+
+
+@router.post(
+    "/applications/{application_id}/reviews",
+    status_code=status.HTTP_201_CREATED,
+    tags=["review"],
+    summary="Score an application (assigned reviewer, after the call closed)",
+)
+async def review(
+    application_id: ApplicationId, body: s.ReviewIn, who: ReviewerCaller, service: Service
+) -> s.ReviewRecorded:
+    score = await service.review(
+        application_id, who, dict(body.scores), body.comment, correlation_id()
+    )
+    return s.ReviewRecorded(application_id=application_id, application_score=score)
+
+
+@router.get(
+    "/applications/{application_id}/reviews", tags=["review"], summary="Reviews of an application"
+)
+async def reviews(
+    application_id: ApplicationId, _: Coordinator, service: Service
+) -> list[s.ReviewOut]:
+    async with service.pool.acquire() as conn:
+        rows = await repo.reviews_of(conn, application_id)
+    return [s.ReviewOut.model_validate(dict(r)) for r in rows]
+
+
+# -- decisions and audit ----------------------------------------------------------
+
+
+@router.post(
+    "/applications/{application_id}/decision",
+    tags=["decisions"],
+    summary="Accept, reject (reason required) or waitlist",
+    description="After the call closed. Never more accepted than places (409 `places_limit`).",
+)
+async def decide(
+    application_id: ApplicationId, body: s.DecisionIn, who: Coordinator, service: Service
+) -> s.ApplicationOut:
+    app = await service.decide(
+        application_id,
+        body.decision,
+        who.actor,
+        correlation_id(),
+        reason_code=body.reason_code,
+        reason=body.reason,
+    )
+    return _application_out(app)
+
+
+@router.get(
+    "/applications/{application_id}/audit", tags=["audit"], summary="Audit trail of an application"
+)
+async def application_audit(
+    application_id: ApplicationId,
+    _: Coordinator,
+    service: Service,
+    limit: Limit = 100,
+    offset: Offset = 0,
+) -> list[s.AuditOut]:
+    async with service.pool.acquire() as conn:
+        rows = await repo.read_audit(
+            conn, call_id=None, application_id=application_id, limit=limit, offset=offset
+        )
+    return [s.AuditOut.model_validate(dict(r)) for r in rows]

@@ -1,0 +1,469 @@
+"""Use cases of the applications service: transaction -> domain -> repository -> outbox.
+
+Each public method opens one transaction, loads what the rule needs (locking
+the call row when a cross-application rule is at stake), lets the domain
+decide, writes rows, audit entries and events together, and commits. A
+refusal raised by the domain rolls everything back.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from collections import Counter
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import asyncpg
+import structlog
+
+from pearls_applications.adapters import repository as repo
+from pearls_applications.config import ReviewerEntry, hash_token
+from pearls_applications.domain.errors import Conflict, Forbidden, Invalid, NotFound
+from pearls_applications.domain.model import (
+    SYSTEM,
+    Application,
+    AuditEntry,
+    Call,
+    CallBook,
+    Decision,
+    ReasonCode,
+    mean_score,
+)
+from pearls_applications.domain.review import Reviewer, Spread, conflict_of_interest, spread
+from pearls_applications.service_layer import tokens
+from pearls_applications.service_layer.auth import Principal
+from pearls_shared.events.applications import ApplicationReviewed
+from pearls_shared.outbox import record_event
+
+log = structlog.get_logger(__name__)
+Clock = Callable[[], datetime]
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class Submitted:
+    application_id: uuid.UUID
+    applicant_token: str
+    replayed: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Assignment:
+    reviewer_id: str
+    refused_reason: str | None
+
+
+def request_digest(canonical_body: bytes) -> bytes:
+    return hashlib.sha256(canonical_body).digest()
+
+
+class Applications:
+    """The service's use cases, bound to its pool and its configured reviewers."""
+
+    def __init__(
+        self,
+        pool: asyncpg.Pool[Any],
+        reviewers: Sequence[ReviewerEntry] = (),
+        clock: Clock = utcnow,
+    ) -> None:
+        self.pool = pool
+        self.clock = clock
+        self._configured = {r.id: Reviewer(r.id, r.name, r.city_name, r.country) for r in reviewers}
+
+    # -- persistence of an aggregate's outcome --------------------------------
+
+    async def _persist(
+        self,
+        conn: repo.Conn,
+        book: CallBook,
+        correlation_id: str,
+        *,
+        new: Mapping[uuid.UUID, bytes] | None = None,
+        call_changed: bool = False,
+    ) -> None:
+        new = new or {}
+        if call_changed:
+            await repo.save_call_status(conn, book.call)
+        for app_id in book.changed:
+            app = book.applications[app_id]
+            if app_id in new:
+                await repo.insert_application(conn, app, new[app_id])
+            else:
+                await repo.update_application(conn, app)
+        await repo.write_audit(conn, book.audit)
+        for event in book.events:
+            await record_event(conn, event, correlation_id=correlation_id)
+
+    # -- calls -----------------------------------------------------------------
+
+    async def create_call(self, call: Call, actor: str, correlation_id: str) -> Call:
+        now = self.clock()
+        if call.closes_at <= now:
+            raise Invalid(("body", "closes_at"), "future", "closes_at must lie in the future")
+        call.status = "scheduled"
+        book = CallBook(call)
+        async with self.pool.acquire() as conn, conn.transaction():
+            await repo.insert_call(conn, call, actor)
+            book.audit.append(AuditEntry(call.id, None, actor, "call_created", now, {}))
+            if call.opens_at <= now:
+                book.open(now, actor)
+            await self._persist(conn, book, correlation_id, call_changed=True)
+        return call
+
+    async def close_call(self, call_id: uuid.UUID, actor: str, correlation_id: str) -> Call:
+        async with self.pool.acquire() as conn, conn.transaction():
+            book = await repo.load_book(conn, call_id, "update")
+            book.close(self.clock(), actor)
+            await self._persist(conn, book, correlation_id, call_changed=True)
+        return book.call
+
+    async def run_schedule(self) -> int:
+        """Open and close the calls whose time has come; return how many changed."""
+        changed = 0
+        async with self.pool.acquire() as conn, conn.transaction():
+            now = self.clock()
+            for call_id in await repo.calls_due(conn, now):
+                book = await repo.load_book(conn, call_id, None)  # locked by calls_due
+                if book.call.status == "scheduled" and book.call.opens_at <= now:
+                    book.open(now, SYSTEM)
+                if book.call.closes_at <= now:
+                    book.close(now, SYSTEM)
+                await self._persist(conn, book, str(uuid.uuid4()), call_changed=True)
+                log.info("call_scheduled_change", call_id=str(call_id), status=book.call.status)
+                changed += 1
+        return changed
+
+    # -- applicants ----------------------------------------------------------------
+
+    async def submit(
+        self,
+        call_id: uuid.UUID,
+        fields: Mapping[str, Any],
+        correlation_id: str,
+        *,
+        idempotency_key: str | None = None,
+        request_hash: bytes = b"",
+    ) -> Submitted:
+        key_hash = tokens.key_digest(idempotency_key) if idempotency_key else None
+        async with self.pool.acquire() as conn:
+            try:
+                async with conn.transaction():
+                    if key_hash is not None:
+                        assert idempotency_key is not None
+                        replay = await self._replay(
+                            conn, call_id, key_hash, idempotency_key, request_hash
+                        )
+                        if replay:
+                            return replay
+                    now = self.clock()
+                    book = await repo.load_book(conn, call_id, "share")
+                    app = Application(
+                        id=uuid.uuid4(),
+                        call_id=call_id,
+                        submitted_at=now,
+                        updated_at=now,
+                        **fields,
+                    )
+                    book.submit(app, now)
+                    token, raw = tokens.new_token()
+                    await self._persist(conn, book, correlation_id, new={app.id: hash_token(token)})
+                    if key_hash is not None:
+                        assert idempotency_key is not None
+                        sealed = tokens.seal(raw, idempotency_key, app.id)
+                        await repo.insert_idempotent(
+                            conn,
+                            call_id,
+                            key_hash,
+                            repo.IdempotentResult(request_hash, app.id, sealed),
+                        )
+                    return Submitted(app.id, token, replayed=False)
+            except asyncpg.UniqueViolationError as exc:
+                if exc.constraint_name == "idempotency_keys_pkey" and idempotency_key:
+                    # A concurrent request with the same key won; answer as it did.
+                    async with conn.transaction():
+                        replay = await self._replay(
+                            conn, call_id, key_hash or b"", idempotency_key, request_hash
+                        )
+                    assert replay is not None
+                    return replay
+                if exc.constraint_name == "one_application_per_city":
+                    raise Conflict(
+                        ("body", "city_name"),
+                        "one_application_per_city",
+                        f"{fields['city_name']} ({fields['country']}) has already applied"
+                        " to this call",
+                    ) from None
+                raise
+
+    async def _replay(
+        self,
+        conn: repo.Conn,
+        call_id: uuid.UUID,
+        key_hash: bytes,
+        idempotency_key: str,
+        request_hash: bytes,
+    ) -> Submitted | None:
+        found = await repo.find_idempotent(conn, call_id, key_hash)
+        if found is None:
+            return None
+        if found.request_hash != request_hash:
+            raise Invalid(
+                ("header", "Idempotency-Key"),
+                "idempotency_key_reuse",
+                "this Idempotency-Key was used with a different request body",
+            )
+        raw = tokens.unseal(found.sealed_token, idempotency_key, found.application_id)
+        return Submitted(found.application_id, tokens.token_text(raw), replayed=True)
+
+    async def update(
+        self, application_id: uuid.UUID, changes: Mapping[str, Any], correlation_id: str
+    ) -> Application:
+        async with self.pool.acquire() as conn, conn.transaction():
+            call_id = await repo.call_of(conn, application_id)
+            book = await repo.load_book(conn, call_id, "share")
+            book.update(application_id, changes, self.clock())
+            await self._persist(conn, book, correlation_id)
+        return book.applications[application_id]
+
+    async def withdraw(
+        self, application_id: uuid.UUID, reason: str | None, correlation_id: str
+    ) -> Application:
+        async with self.pool.acquire() as conn, conn.transaction():
+            call_id = await repo.call_of(conn, application_id)
+            book = await repo.load_book(conn, call_id, "update")
+            book.withdraw(application_id, self.clock(), reason)
+            await self._persist(conn, book, correlation_id)
+        return book.applications[application_id]
+
+    # -- coordinators: decisions -------------------------------------------------------
+
+    async def decide(
+        self,
+        application_id: uuid.UUID,
+        decision: Decision,
+        actor: str,
+        correlation_id: str,
+        *,
+        reason_code: ReasonCode | None = None,
+        reason: str | None = None,
+    ) -> Application:
+        async with self.pool.acquire() as conn, conn.transaction():
+            call_id = await repo.call_of(conn, application_id)
+            # The call row lock serialises every decision on this call: two
+            # coordinators accepting at once cannot both see a free place.
+            book = await repo.load_book(conn, call_id, "update")
+            book.decide(
+                application_id,
+                decision,
+                self.clock(),
+                actor,
+                reason_code=reason_code,
+                reason=reason,
+            )
+            await self._persist(conn, book, correlation_id)
+        return book.applications[application_id]
+
+    # -- reviewers ---------------------------------------------------------------------
+
+    async def reviewers(self, conn: repo.Conn) -> dict[str, Reviewer]:
+        registered = {r.id: r for r in await repo.registered_reviewers(conn)}
+        return {**registered, **self._configured}
+
+    async def register_reviewer(self, reviewer: Reviewer, actor: str) -> str:
+        token, _ = tokens.new_token()
+        if reviewer.id in self._configured:
+            raise Conflict(("body", "reviewer_id"), "unique", "this reviewer id is configured")
+        async with self.pool.acquire() as conn, conn.transaction():
+            try:
+                await repo.insert_reviewer(conn, reviewer, hash_token(token), actor)
+            except asyncpg.UniqueViolationError:
+                raise Conflict(
+                    ("body", "reviewer_id"), "unique", "this reviewer id is taken"
+                ) from None
+        log.info("reviewer_registered", reviewer_id=reviewer.id, by=actor)
+        return token
+
+    async def assign(self, application_id: uuid.UUID, reviewer_id: str, actor: str) -> Assignment:
+        """Assign one reviewer; a conflict of interest is refused and recorded."""
+        now = self.clock()
+        async with self.pool.acquire() as conn, conn.transaction():
+            call_id = await repo.call_of(conn, application_id)
+            call = await repo.load_call(conn, call_id, "share")
+            app = await repo.load_application(conn, application_id)
+            reviewer = (await self.reviewers(conn)).get(reviewer_id)
+            if reviewer is None:
+                raise NotFound(("body", "reviewer_id"), "exists", "no such reviewer")
+            if app.status in ("withdrawn", "rejected"):
+                raise Conflict(
+                    ("path", "application_id"),
+                    "status",
+                    f"an application that is {app.status} gets no reviewers",
+                )
+            reason = conflict_of_interest(reviewer, app, call)
+            if reason is not None:
+                await repo.write_audit(
+                    conn,
+                    [
+                        AuditEntry(
+                            call_id,
+                            application_id,
+                            actor,
+                            "assignment_refused",
+                            now,
+                            {"reviewer_id": reviewer_id, "reason": reason},
+                        )
+                    ],
+                )
+                log.warning(
+                    "assignment_refused",
+                    application_id=str(application_id),
+                    reviewer_id=reviewer_id,
+                    reason=reason,
+                )
+                return Assignment(reviewer_id, reason)
+            if reviewer_id not in await repo.assignments_of(conn, application_id):
+                await repo.insert_assignments(conn, [(application_id, reviewer_id)], actor, now)
+                await repo.write_audit(
+                    conn,
+                    [
+                        AuditEntry(
+                            call_id,
+                            application_id,
+                            actor,
+                            "reviewer_assigned",
+                            now,
+                            {"reviewer_id": reviewer_id},
+                        )
+                    ],
+                )
+        return Assignment(reviewer_id, None)
+
+    async def auto_assign(self, call_id: uuid.UUID, actor: str) -> Spread:
+        """Spread the call's open applications evenly over the reviewer pool."""
+        now = self.clock()
+        async with self.pool.acquire() as conn, conn.transaction():
+            book = await repo.load_book(conn, call_id, "update")
+            pool = await self.reviewers(conn)
+            existing: dict[uuid.UUID, set[str]] = {}
+            load: Counter[str] = Counter()
+            for app_id, reviewer_id in await repo.assignments_in_call(conn, call_id):
+                existing.setdefault(app_id, set()).add(reviewer_id)
+                load[reviewer_id] += 1
+            candidates = [
+                a for a in book.applications.values() if a.status not in ("withdrawn", "rejected")
+            ]
+            result = spread(book.call, candidates, pool.values(), existing, load)
+            await repo.insert_assignments(conn, result.assigned, actor, now)
+            entries = [
+                AuditEntry(call_id, a, actor, "reviewer_assigned", now, {"reviewer_id": r})
+                for a, r in result.assigned
+            ] + [
+                AuditEntry(
+                    call_id,
+                    a,
+                    actor,
+                    "assignment_refused",
+                    now,
+                    {"reviewer_id": r, "reason": why},
+                )
+                for a, r, why in result.refused
+            ]
+            await repo.write_audit(conn, entries)
+        for app_id, reviewer_id, why in result.refused:
+            log.info(
+                "conflict_skipped", application_id=str(app_id), reviewer_id=reviewer_id, reason=why
+            )
+        return result
+
+    async def review(
+        self,
+        application_id: uuid.UUID,
+        reviewer: Principal,
+        scores: dict[str, int],
+        comment: str,
+        correlation_id: str,
+    ) -> float:
+        """Record one reviewer's scores; return the application's new score."""
+        now = self.clock()
+        async with self.pool.acquire() as conn, conn.transaction():
+            call_id = await repo.call_of(conn, application_id)
+            call = await repo.load_call(conn, call_id, "share")
+            # Lock the application so two reviews never race on the aggregate.
+            await conn.execute(
+                "SELECT 1 FROM applications WHERE application_id = $1 FOR UPDATE", application_id
+            )
+            app = await repo.load_application(conn, application_id)
+            assigned = await repo.assignments_of(conn, application_id)
+            if reviewer.id not in assigned:
+                raise Forbidden(
+                    ("path", "application_id"),
+                    "assigned_reviewer",
+                    "you are not assigned to review this application",
+                )
+            if call.status != "closed":
+                raise Conflict(
+                    ("path", "application_id"),
+                    "call_closed_first",
+                    "reviews are recorded after the call has closed",
+                )
+            if app.status == "withdrawn":
+                raise Conflict(("path", "application_id"), "status", "the application is withdrawn")
+            score = call.rubric.score(scores)
+            try:
+                async with conn.transaction():
+                    await repo.insert_review(
+                        conn, application_id, reviewer.id, scores, comment, score, now
+                    )
+            except asyncpg.UniqueViolationError:
+                raise Conflict(
+                    ("path", "application_id"), "one_review", "you have already reviewed it"
+                ) from None
+            all_scores = await repo.review_scores(conn, application_id)
+            aggregate = mean_score(all_scores)
+            assert aggregate is not None
+            await repo.save_score(conn, application_id, aggregate, len(all_scores))
+            await repo.write_audit(
+                conn,
+                [
+                    AuditEntry(
+                        call_id,
+                        application_id,
+                        reviewer.actor,
+                        "review_recorded",
+                        now,
+                        {"score": score, "application_score": aggregate},
+                    )
+                ],
+            )
+            if len(all_scores) >= call.reviews_required:
+                await record_event(
+                    conn,
+                    ApplicationReviewed(
+                        application_id=application_id,
+                        call_id=call_id,
+                        reviewed_at=now,
+                        score=aggregate,
+                        review_count=len(all_scores),
+                        reviewers_assigned=len(assigned),
+                    ),
+                    correlation_id=correlation_id,
+                )
+        return aggregate
+
+
+# Who reacts to what (commands come from HTTP; the service consumes no events):
+#   create call (opens now)  Applications.create_call   pearls.call.opened
+#   schedule tick            Applications.run_schedule  pearls.call.opened / pearls.call.closed
+#   close call early         Applications.close_call    pearls.call.closed
+#   submit application       Applications.submit        pearls.application.submitted
+#   update application       Applications.update        (audit only)
+#   withdraw application     Applications.withdraw      .withdrawn (+ .accepted, from_waitlist)
+#   assign / auto-assign     Applications.assign/...    (audit only; conflicts recorded)
+#   record review            Applications.review        pearls.application.reviewed
+#   decide                   Applications.decide        .accepted / .rejected / .waitlisted
