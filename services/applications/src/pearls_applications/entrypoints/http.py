@@ -16,7 +16,7 @@ from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response, 
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from pearls_applications.adapters import repository as repo
-from pearls_applications.domain.errors import Conflict, DomainError, NotFound
+from pearls_applications.domain.errors import Conflict, DomainError, Invalid, NotFound
 from pearls_applications.domain.model import Application, Call, Criterion, Rubric
 from pearls_applications.domain.review import Reviewer
 from pearls_applications.entrypoints import schemas as s
@@ -161,6 +161,8 @@ router = APIRouter(responses=_ERRORS)
     " past) and closes itself at `closes_at`; both emit events.",
 )
 async def create_call(body: s.CallIn, who: Coordinator, service: Service) -> s.CallOut:
+    if body.closes_at <= service.clock():
+        raise Invalid(("body", "closes_at"), "future", "closes_at must lie in the future")
     call = Call(
         id=uuid.uuid4(),
         title=dict(body.title),
