@@ -82,13 +82,19 @@ async def test_a_coordinator_closes_a_call_early(service):
     [
         ({"title": {"de": "Nur Deutsch"}}, ["body", "title"], "value_error"),
         ({"places": 0}, ["body", "places"], "greater_than_equal"),
-        ({"population_min": 50_000, "population_max": 10}, ["body", "population_max"],
-         "population_range"),
+        (
+            {"population_min": 50_000, "population_max": 10},
+            ["body", "population_max"],
+            "population_range",
+        ),
         ({"closes_at": "2020-01-01T00:00:00+00:00"}, ["body", "closes_at"], "future"),
         ({"closes_at": "2030-01-01T00:00:00"}, ["body", "closes_at"], "timezone_aware"),
         ({"themes": ["Not A Slug"]}, ["body", "themes", 0], "string_pattern_mismatch"),
-        ({"eligible_countries": ["lv"]}, ["body", "eligible_countries", 0],
-         "string_pattern_mismatch"),
+        (
+            {"eligible_countries": ["lv"]},
+            ["body", "eligible_countries", 0],
+            "string_pattern_mismatch",
+        ),
     ],
 )
 async def test_a_bad_call_is_refused_naming_the_field(service, override, loc, kind):
