@@ -1,10 +1,18 @@
 """Building the e-mail: multipart/alternative (text + HTML) with safe headers.
 
 Headers are built by ``email.message.EmailMessage`` with the SMTP policy, which
-RFC 2047-encodes non-ASCII and structured values. On top of that every piece
-of user data bound for a header is flattened to one line first: CR, LF, and
-every other line or paragraph separator (U+2028, U+0085, …) become spaces, so
-no name or title can ever start a header of its own.
+RFC 2047-encodes non-ASCII and structured values. That alone is not enough:
+Python before 3.11.10 / 3.12.5 (CVE-2024-6923) decodes an encoded word found
+in user text ("=?utf-8?q?…=0D=0A…?=") while folding and writes the CR LF it
+contains straight into the header block. So, on top of the policy:
+
+1. every piece of user data bound for a header is flattened to one line: CR,
+   LF and every other line or paragraph separator (U+2028, U+0085, …) become
+   spaces;
+2. the encoded-word opener "=?" in user text is broken up ("= ?"), so nothing
+   the user wrote is ever decoded as an encoded word;
+3. the finished header block is parsed back and must hold exactly the headers
+   we set; anything else raises ``HeaderInjection`` and the mail is not sent.
 """
 
 from __future__ import annotations
@@ -21,9 +29,14 @@ from email.utils import format_datetime
 _LINE_BREAKS = re.compile(r"[\x00-\x1f\x7f\x85\u2028\u2029]+")
 
 
+class HeaderInjection(ValueError):
+    """The serialised message has headers we did not set (a library bug was hit)."""
+
+
 def one_line(value: str) -> str:
-    """User text made safe for a header value: a single line, no control characters."""
-    return " ".join(_LINE_BREAKS.sub(" ", value).split())
+    """User text made safe for a header value: one line, no controls, no encoded words."""
+    flat = " ".join(_LINE_BREAKS.sub(" ", value).split())
+    return flat.replace("=?", "= ?")
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,7 +62,6 @@ def build_message(env: Envelope) -> EmailMessage:
     msg["Subject"] = one_line(env.subject)
     msg["Date"] = format_datetime(env.date)
     msg["Message-ID"] = env.message_id
-    msg["Content-Language"] = env.language
     msg["Auto-Submitted"] = "auto-generated"  # RFC 3834: no auto-replies to us, please
     if env.unsubscribe_url:
         # RFC 8058 one-click: the client POSTs "List-Unsubscribe=One-Click" to the URL.
@@ -59,4 +71,20 @@ def build_message(env: Envelope) -> EmailMessage:
         msg[name] = one_line(value)
     msg.set_content(env.text, subtype="plain", charset="utf-8")
     msg.add_alternative(env.html, subtype="html", charset="utf-8")
+    # After the parts exist: making the message multipart moves Content-* headers down.
+    msg["Content-Language"] = env.language
+    _check_headers(msg)
     return msg
+
+
+def _check_headers(msg: EmailMessage) -> None:
+    expected = [name.lower() for name in msg.keys()]
+    raw = msg.as_bytes()
+    head = raw.split(b"\r\n\r\n", 1)[0]
+    names = [
+        line.split(b":", 1)[0].decode("ascii", "replace").lower()
+        for line in head.split(b"\r\n")
+        if line[:1] not in (b" ", b"\t")
+    ]
+    if names != expected:
+        raise HeaderInjection(f"header block has {names}, expected {expected}")

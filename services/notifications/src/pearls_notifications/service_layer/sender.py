@@ -139,27 +139,27 @@ class Sender:
                         "unsubscribe_url": link,
                     },
                 )
-            except Exception as exc:  # a broken template is permanent for this e-mail
-                log.exception("render_failed")
+                message = build_message(
+                    Envelope(
+                        sender_email=str(s.from_address),
+                        sender_name=s.from_name,
+                        recipient_email=row["recipient"],
+                        recipient_name=row["recipient_name"],
+                        subject=rendered.subject,
+                        message_id=row["message_id"],
+                        date=datetime.now(UTC),
+                        text=rendered.text,
+                        html=rendered.html,
+                        language=rendered.language,
+                        unsubscribe_url=link,
+                    )
+                )
+            except Exception as exc:  # a broken template or unsafe header: permanent
+                log.exception("compose_failed")
                 await self._failed(
                     conn, row, row["language"], Outcome("permanent", None, repr(exc))
                 )
                 return
-            message = build_message(
-                Envelope(
-                    sender_email=str(s.from_address),
-                    sender_name=s.from_name,
-                    recipient_email=row["recipient"],
-                    recipient_name=row["recipient_name"],
-                    subject=rendered.subject,
-                    message_id=row["message_id"],
-                    date=datetime.now(UTC),
-                    text=rendered.text,
-                    html=rendered.html,
-                    language=rendered.language,
-                    unsubscribe_url=link,
-                )
-            )
             outcome = await self.smtp.send(message, str(s.from_address), row["recipient"])
             now = datetime.now(UTC)
             if outcome.kind == "accepted":

@@ -1,0 +1,135 @@
+"""MIME: valid multipart/alternative, and no header injection from user data."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from email import policy
+from email.message import EmailMessage
+from email.parser import BytesParser
+
+import pytest
+
+from pearls_notifications.adapters.mime import Envelope, build_message
+from pearls_notifications.adapters.templates import Templates
+from pearls_notifications.domain.identity import message_id
+from pearls_shared.events.samples import sample
+
+PAYLOADS = [
+    "Kuldīga\r\nBcc: victim@evil.example",
+    "Kuldīga\nBcc: victim@evil.example",
+    "Kuldīga\rBcc: victim@evil.example",
+    "Kuldīga\r\n\r\n<html>body takeover</html>",
+    "=?utf-8?q?Kuld=C4=ABga=0D=0ABcc:_victim@evil.example?=",
+    "=?utf-8?b?S3VsZGlnYQ0KQmNjOiB2aWN0aW1AZXZpbC5leGFtcGxl?=",
+    "Kuldīga%0d%0aBcc: victim@evil.example",
+    "Kuldīga\u2028Bcc: victim@evil.example",
+    "Kuldīga\u2029Bcc: victim@evil.example",
+    "Kuldīga\x85Bcc: victim@evil.example",
+    "Kuldīga\x0bBcc:\x0cvictim@evil.example",
+    '"Mayor" <mayor@evil.example>, Bcc: victim@evil.example',
+]
+
+EXPECTED_HEADERS = [
+    "From",
+    "To",
+    "Subject",
+    "Date",
+    "Message-ID",
+    "Auto-Submitted",
+    "MIME-Version",
+    "Content-Type",
+    "Content-Language",
+]
+
+
+def envelope(name: str, subject: str, unsubscribe: str | None = None) -> Envelope:
+    return Envelope(
+        sender_email="pearls@pearls.example",
+        sender_name="BSR Cultural Pearls",
+        recipient_email="inese@kuldiga.example",
+        recipient_name=name,
+        subject=subject,
+        message_id=message_id("ev", "inese@kuldiga.example", "application_received"),
+        date=datetime(2026, 1, 1, tzinfo=UTC),
+        text="Hello\n",
+        html="<p>Hello</p>\n",
+        language="en",
+        unsubscribe_url=unsubscribe,
+    )
+
+
+def parse(msg: EmailMessage) -> EmailMessage:
+    parsed: EmailMessage = BytesParser(policy=policy.default).parsebytes(msg.as_bytes())  # type: ignore[assignment]
+    return parsed
+
+
+def test_message_is_multipart_alternative_with_text_and_html() -> None:
+    parsed = parse(build_message(envelope("Inese Bērziņa", "Welcome, Kuldīga!")))
+    assert parsed.get_content_type() == "multipart/alternative"
+    parts = [p.get_content_type() for p in parsed.iter_parts()]
+    assert parts == ["text/plain", "text/html"]
+    assert parsed.get_body(("plain",)).get_content().rstrip() == "Hello"  # type: ignore[union-attr]
+    assert str(parsed["To"]) == "Inese Bērziņa <inese@kuldiga.example>"
+    assert str(parsed["Subject"]) == "Welcome, Kuldīga!"
+    assert parsed["Message-ID"].startswith("<") and parsed["Message-ID"].endswith("@pearls>")
+    assert parsed.defects == []
+
+
+def test_one_click_unsubscribe_headers_per_rfc_8058() -> None:
+    parsed = parse(build_message(envelope("A", "S", "https://p.example/unsubscribe?t=1")))
+    assert parsed["List-Unsubscribe"] == "<https://p.example/unsubscribe?t=1>"
+    assert parsed["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+
+
+@pytest.mark.parametrize("payload", PAYLOADS)
+def test_payloads_in_names_and_subjects_never_add_a_header(payload: str) -> None:
+    raw = build_message(envelope(payload, f"Welcome, {payload}!")).as_bytes()
+    parsed = BytesParser(policy=policy.default).parsebytes(raw)
+    assert list(parsed.keys()) == EXPECTED_HEADERS
+    assert parsed.get_all("Bcc") is None
+    for name in ("To", "Subject", "From"):
+        assert "\r" not in str(parsed[name]) and "\n" not in str(parsed[name])
+    [to] = parsed["To"].addresses
+    assert to.addr_spec == "inese@kuldiga.example"
+    # The raw header block has exactly the expected header lines (folded lines start with space).
+    head = raw.split(b"\r\n\r\n", 1)[0]
+    starts = [line.split(b":", 1)[0] for line in head.split(b"\r\n") if line[:1] not in b" \t"]
+    assert [s.decode() for s in starts] == EXPECTED_HEADERS
+
+
+@pytest.mark.parametrize("payload", PAYLOADS)
+def test_payloads_in_event_data_survive_the_whole_rendering_path(payload: str) -> None:
+    event = sample("pearls.application.accepted")
+    context = {
+        "event": {**event.to_data(), "city_name": payload},
+        "recipient": {"name": payload, "email": "inese@kuldiga.example"},
+        "unsubscribe_url": None,
+    }
+    rendered = Templates().render("application_accepted", "de", context)
+    raw = build_message(envelope(payload, rendered.subject)).as_bytes()
+    parsed = BytesParser(policy=policy.default).parsebytes(raw)
+    assert list(parsed.keys()) == EXPECTED_HEADERS
+
+
+def test_the_last_guard_refuses_a_header_block_the_library_broke() -> None:
+    # Bypass one_line() on purpose: on Pythons with CVE-2024-6923 the policy alone
+    # writes the decoded CR LF into the header block; the guard must catch it.
+    from email.headerregistry import Address
+
+    from pearls_notifications.adapters.mime import HeaderInjection, _check_headers
+
+    msg = EmailMessage(policy=policy.SMTP)
+    msg["To"] = Address(
+        display_name="=?utf-8?b?S3VsZGlnYQ0KQmNjOiB2aWN0aW1AZXZpbC5leGFtcGxl?=",
+        addr_spec="a@kuldiga.example",
+    )
+    msg["Subject"] = "ok"
+    try:
+        _check_headers(msg)
+    except HeaderInjection:
+        return  # this Python has the bug, and the guard caught it
+    except Exception as exc:  # a fixed Python refuses to write it at all
+        assert "newline" in str(exc).lower() or "header" in str(exc).lower()
+        return
+    # No complaint: then the library itself wrote a safe block (a fixed Python).
+    assert BytesParser(policy=policy.default).parsebytes(msg.as_bytes()).get_all("Bcc") is None
