@@ -91,7 +91,7 @@ class Rubric:
                     f"score must lie within {self.scale_min}..{self.scale_max}",
                 )
             total += criterion.weight * (value - self.scale_min) / (self.scale_max - self.scale_min)
-        return round(100 * total / sum(c.weight for c in self.criteria), 2)
+        return 100 * total / sum(c.weight for c in self.criteria)
 
 
 def mean_score(review_scores: Sequence[float]) -> float | None:
