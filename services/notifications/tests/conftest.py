@@ -209,7 +209,7 @@ async def start_service(
 _EMAIL = re.compile(r"^([^@\s]+)@([^@\s]+\.[^@\s]+)$")
 
 
-def personalize(event: EventData, tag: str, **updates: Any) -> EventData:
+def _personalize(event: EventData, tag: str, **updates: Any) -> EventData:
     """The event with every e-mail address plus-tagged and the aggregate id made unique."""
 
     def walk(value: Any) -> Any:
@@ -229,6 +229,16 @@ def personalize(event: EventData, tag: str, **updates: Any) -> EventData:
     )
     data.update(updates)
     return model_for(event.event_type).model_validate(data)
+
+
+@pytest.fixture
+def personalize(tag: str) -> Callable[..., EventData]:
+    """``personalize(event, **updates)``: this test's copy of a sample event."""
+
+    def make(event: EventData, **updates: Any) -> EventData:
+        return _personalize(event, tag, **updates)
+
+    return make
 
 
 class Publisher:
