@@ -210,7 +210,12 @@ _EMAIL = re.compile(r"^([^@\s]+)@([^@\s]+\.[^@\s]+)$")
 
 
 def _personalize(event: EventData, tag: str, **updates: Any) -> EventData:
-    """The event with every e-mail address plus-tagged and the aggregate id made unique."""
+    """The event with every e-mail address plus-tagged and the aggregate id made unique.
+
+    Each call gets its own addresses (tag + a per-call suffix), so two events of
+    one test never share a recipient unless the test says so.
+    """
+    suffix = f"{tag}x{uuid.uuid4().hex[:6]}"
 
     def walk(value: Any) -> Any:
         if isinstance(value, dict):
@@ -220,7 +225,7 @@ def _personalize(event: EventData, tag: str, **updates: Any) -> EventData:
         if isinstance(value, str):
             m = _EMAIL.match(value)
             if m:
-                return f"{m.group(1)}+{tag}@{m.group(2)}"
+                return f"{m.group(1)}+{suffix}@{m.group(2)}"
         return value
 
     data = walk(event.to_data())
