@@ -1,4 +1,6 @@
--- Contact directory: who to write to, built from events.
+-- Contact directory: who to write to, built from events. ``as_of`` is the time of
+-- the event that wrote the row: events of different partitions arrive in any
+-- order, and an older event must never overwrite what a newer one said.
 CREATE TABLE participant_contacts (
     participant_id uuid        NOT NULL,  -- = application id
     email          text        NOT NULL,  -- lower case
@@ -6,8 +8,15 @@ CREATE TABLE participant_contacts (
     language       text        NOT NULL,
     role           text        NOT NULL CHECK (role IN ('primary', 'backup')),
     city_name      text        NOT NULL,
-    updated_at     timestamptz NOT NULL DEFAULT now(),
+    as_of          timestamptz NOT NULL,
     PRIMARY KEY (participant_id, email)
+);
+
+-- Participants whose contacts were erased (withdrawn, rejected): an older event
+-- arriving late must not bring their addresses back.
+CREATE TABLE erased_participants (
+    participant_id uuid        PRIMARY KEY,
+    as_of          timestamptz NOT NULL
 );
 
 CREATE TABLE mentors (
@@ -15,14 +24,14 @@ CREATE TABLE mentors (
     email      text        NOT NULL,
     name       text        NOT NULL,
     language   text        NOT NULL,
-    updated_at timestamptz NOT NULL DEFAULT now()
+    as_of      timestamptz NOT NULL
 );
 
 -- Which mentor supports which participant (for events that name only one side).
 CREATE TABLE mentor_assignments (
     participant_id uuid PRIMARY KEY,
-    mentor_id      uuid NOT NULL,
-    updated_at     timestamptz NOT NULL DEFAULT now()
+    mentor_id      uuid,  -- NULL: unassigned (kept, so an older 'assigned' cannot revive it)
+    as_of          timestamptz NOT NULL
 );
 
 -- One row per (causing event, recipient, template): the guarantee of "never twice".

@@ -26,51 +26,88 @@ async def replace_contacts(
     city_name: str,
     contacts: list[Recipient],
     roles: list[str],
-) -> None:
-    """The event's contact list is the current one: staff change, so replace, not merge."""
+    as_of: datetime,
+) -> bool:
+    """The event's contact list is the current one (staff change): replace, not merge.
+
+    Skipped (False) when the directory already holds a newer list, or the
+    participant was erased (withdrawn or rejected: no further mail is owed that
+    the directory would be needed for).
+    """
+    newer = await conn.fetchval(
+        "SELECT max(as_of) FROM participant_contacts WHERE participant_id = $1", participant_id
+    )
+    if newer is not None and newer > as_of:
+        return False
+    if await conn.fetchval(
+        "SELECT 1 FROM erased_participants WHERE participant_id = $1", participant_id
+    ):
+        return False  # erased for good: later events carry their own contacts
     await conn.execute("DELETE FROM participant_contacts WHERE participant_id = $1", participant_id)
     await conn.executemany(
-        "INSERT INTO participant_contacts (participant_id, email, name, language, role, city_name)"
-        " VALUES ($1, $2, $3, $4, $5, $6)",
+        "INSERT INTO participant_contacts"
+        " (participant_id, email, name, language, role, city_name, as_of)"
+        " VALUES ($1, $2, $3, $4, $5, $6, $7)",
         [
-            (participant_id, c.email, c.name, c.language, role, city_name)
+            (participant_id, c.email, c.name, c.language, role, city_name, as_of)
             for c, role in zip(contacts, roles, strict=True)
         ],
     )
+    return True
 
 
-async def erase_participant(conn: Conn, participant_id: uuid.UUID) -> None:
+async def erase_participant(conn: Conn, participant_id: uuid.UUID, as_of: datetime) -> None:
+    """Forget the participant's contacts; remember that, so no event restores them."""
     await conn.execute("DELETE FROM participant_contacts WHERE participant_id = $1", participant_id)
-    await conn.execute("DELETE FROM mentor_assignments WHERE participant_id = $1", participant_id)
-
-
-async def upsert_mentor(conn: Conn, mentor_id: uuid.UUID, who: Recipient) -> None:
     await conn.execute(
-        "INSERT INTO mentors (mentor_id, email, name, language) VALUES ($1, $2, $3, $4)"
+        "INSERT INTO erased_participants (participant_id, as_of) VALUES ($1, $2)"
+        " ON CONFLICT (participant_id) DO UPDATE SET as_of = greatest("
+        "erased_participants.as_of, EXCLUDED.as_of)",
+        participant_id,
+        as_of,
+    )
+
+
+async def upsert_mentor(conn: Conn, mentor_id: uuid.UUID, who: Recipient, as_of: datetime) -> None:
+    await conn.execute(
+        "INSERT INTO mentors (mentor_id, email, name, language, as_of)"
+        " VALUES ($1, $2, $3, $4, $5)"
         " ON CONFLICT (mentor_id) DO UPDATE SET email = EXCLUDED.email, name = EXCLUDED.name,"
-        " language = EXCLUDED.language, updated_at = now()",
+        " language = EXCLUDED.language, as_of = EXCLUDED.as_of"
+        " WHERE mentors.as_of <= EXCLUDED.as_of",
         mentor_id,
         who.email,
         who.name,
         who.language,
+        as_of,
     )
 
 
-async def assign_mentor(conn: Conn, participant_id: uuid.UUID, mentor_id: uuid.UUID) -> None:
+async def assign_mentor(
+    conn: Conn, participant_id: uuid.UUID, mentor_id: uuid.UUID, as_of: datetime
+) -> None:
+    """Record the participant's mentor unless a newer event said otherwise."""
     await conn.execute(
-        "INSERT INTO mentor_assignments (participant_id, mentor_id) VALUES ($1, $2)"
+        "INSERT INTO mentor_assignments (participant_id, mentor_id, as_of) VALUES ($1, $2, $3)"
         " ON CONFLICT (participant_id) DO UPDATE SET mentor_id = EXCLUDED.mentor_id,"
-        " updated_at = now()",
+        " as_of = EXCLUDED.as_of WHERE mentor_assignments.as_of <= EXCLUDED.as_of",
         participant_id,
         mentor_id,
+        as_of,
     )
 
 
-async def unassign_mentor(conn: Conn, participant_id: uuid.UUID, mentor_id: uuid.UUID) -> None:
+async def unassign_mentor(
+    conn: Conn, participant_id: uuid.UUID, mentor_id: uuid.UUID, as_of: datetime
+) -> None:
+    """End this mentor's assignment; a replacement already recorded stays."""
     await conn.execute(
-        "DELETE FROM mentor_assignments WHERE participant_id = $1 AND mentor_id = $2",
+        "INSERT INTO mentor_assignments (participant_id, mentor_id, as_of) VALUES ($1, NULL, $3)"
+        " ON CONFLICT (participant_id) DO UPDATE SET mentor_id = NULL, as_of = EXCLUDED.as_of"
+        " WHERE mentor_assignments.mentor_id = $2 AND mentor_assignments.as_of <= EXCLUDED.as_of",
         participant_id,
         mentor_id,
+        as_of,
     )
 
 

@@ -44,7 +44,7 @@ class Planner:
         return Recipient.of(s.coordinator_email, s.coordinator_name, s.coordinator_language)
 
     async def __call__(self, conn: Conn, envelope: Envelope, data: EventData) -> None:
-        await update_directory(conn, envelope.type, data)
+        await update_directory(conn, envelope, data)
         cutoff = self.settings.not_before
         if cutoff is not None and envelope.time < cutoff:
             log.info("event_before_cutoff_no_mail", cutoff=cutoff.isoformat())
@@ -74,29 +74,30 @@ class Planner:
         log.info("deliveries_planned", planned=planned)
 
 
-async def update_directory(conn: Conn, event_type: str, data: Any) -> None:
-    """Keep the contact directory current from the events that carry people."""
+async def update_directory(conn: Conn, envelope: Envelope, data: Any) -> None:
+    """Keep the contact directory current from the events that carry people.
+
+    Every write is conditional on the event's time, because events about one
+    person travel on different partitions and arrive in any order.
+    """
+    event_type, as_of = envelope.type, envelope.time
     participant = getattr(data, "participant_id", None) or getattr(data, "application_id", None)
     if event_type == "pearls.mentor.registered":
-        await repo.upsert_mentor(
-            conn, data.mentor_id, Recipient.of(data.email, data.name, data.language)
-        )
+        who = Recipient.of(data.email, data.name, data.language)
+        await repo.upsert_mentor(conn, data.mentor_id, who, as_of)
         return
     mentor_ref = getattr(data, "mentor", None)
     if mentor_ref is not None:
-        await repo.upsert_mentor(
-            conn,
-            mentor_ref.mentor_id,
-            Recipient.of(mentor_ref.email, mentor_ref.name, mentor_ref.language),
-        )
+        who = Recipient.of(mentor_ref.email, mentor_ref.name, mentor_ref.language)
+        await repo.upsert_mentor(conn, mentor_ref.mentor_id, who, as_of)
     if event_type == "pearls.mentor.assigned":
-        await repo.assign_mentor(conn, data.participant_id, data.mentor.mentor_id)
+        await repo.assign_mentor(conn, data.participant_id, data.mentor.mentor_id, as_of)
     elif event_type == "pearls.mentor.unassigned":
-        await repo.unassign_mentor(conn, data.participant_id, data.mentor.mentor_id)
+        await repo.unassign_mentor(conn, data.participant_id, data.mentor.mentor_id, as_of)
     if participant is None or not hasattr(data, "contacts"):
         return
     if event_type in ERASING_EVENTS:
-        await repo.erase_participant(conn, participant)
+        await repo.erase_participant(conn, participant, as_of)
         return
     await repo.replace_contacts(
         conn,
@@ -104,6 +105,7 @@ async def update_directory(conn: Conn, event_type: str, data: Any) -> None:
         data.city_name,
         [Recipient.of(c.email, c.name, c.language) for c in data.contacts],
         [c.role for c in data.contacts],
+        as_of,
     )
 
 
