@@ -7,6 +7,7 @@ import contextlib
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import structlog
 from fastapi import FastAPI
 
 from pearls_notifications.config import Settings
@@ -16,6 +17,8 @@ from pearls_notifications.service_layer.sender import Sender
 from pearls_shared.http import install_correlation, operations_router
 from pearls_shared.runtime import service_runtime
 from pearls_shared.settings import KafkaSettings
+
+log = structlog.get_logger(__name__)
 
 SERVICE = "notifications"
 MIGRATIONS = Path(__file__).resolve().parents[2] / "migrations"
@@ -36,6 +39,10 @@ def create_app(settings: Settings | None = None, kafka: KafkaSettings | None = N
             subscriptions=(subscription(settings),),
         ) as rt:
             app.state.pool = rt.pool
+            if settings.unsubscribe_secret is None:
+                log.warning("unsubscribe_secret_unset", effect="links valid until restart")
+            if settings.api_token_sha256 is None:
+                log.warning("api_token_unset", effect="coordinator API refuses every request")
             sender = Sender(settings, rt.pool)
             stop = asyncio.Event()
             task = asyncio.create_task(sender.run(stop), name="sender")

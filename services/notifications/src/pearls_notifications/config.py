@@ -7,7 +7,7 @@ its SHA-256 digest, so the plain token is stored nowhere on the server.
 
 from __future__ import annotations
 
-from datetime import datetime
+import secrets
 from typing import Literal
 
 from pydantic import AnyHttpUrl, AwareDatetime, EmailStr, Field, SecretStr
@@ -73,9 +73,10 @@ class Settings(BaseSettings):
         default=AnyHttpUrl("http://127.0.0.1:8004"),
         description="Base URL of this service as recipients reach it (unsubscribe links).",
     )
-    unsubscribe_secret: SecretStr = Field(
-        default=SecretStr("change-me-in-production"),
-        description="Key of the HMAC-SHA256 that signs unsubscribe links.",
+    unsubscribe_secret: SecretStr | None = Field(
+        default=None,
+        description="Key of the HMAC-SHA256 that signs unsubscribe links. Unset: a random "
+        "key per process (links stop working after a restart; fine for development only).",
     )
     digest_hour_utc: int = Field(
         default=7, ge=0, le=23, description="Hour (UTC) at which daily digests are sent."
@@ -99,5 +100,11 @@ class Settings(BaseSettings):
     def delivery(self) -> DeliverySettings:
         return DeliverySettings()
 
-    def cutoff(self) -> datetime | None:
-        return self.not_before
+    def unsubscribe_key(self) -> bytes:
+        if self.unsubscribe_secret is None:
+            return _PROCESS_KEY
+        return self.unsubscribe_secret.get_secret_value().encode()
+
+
+# Used only when no secret is configured: unforgeable, but valid until restart.
+_PROCESS_KEY = secrets.token_bytes(32)

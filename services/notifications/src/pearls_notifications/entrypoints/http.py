@@ -184,7 +184,7 @@ _PAGE = """<!doctype html><html lang="en"><head><meta charset="utf-8">
 
 
 def _verified(settings: Settings, recipient: str, category: str, token: str) -> Category:
-    secret = settings.unsubscribe_secret.get_secret_value().encode()
+    secret = settings.unsubscribe_key()
     cat = unsubscribe.verify(secret, recipient, category, token)
     if cat is None:
         raise HTTPException(

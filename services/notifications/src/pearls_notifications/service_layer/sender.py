@@ -42,9 +42,7 @@ DIGEST_EVENT_TYPE = "pearls.notification.digest"
 def unsubscribe_url(settings: Settings, recipient: str, category: Category) -> str:
     from urllib.parse import urlencode
 
-    token = unsubscribe.sign(
-        settings.unsubscribe_secret.get_secret_value().encode(), recipient, category
-    )
+    token = unsubscribe.sign(settings.unsubscribe_key(), recipient, category)
     query = urlencode({"recipient": recipient, "category": category.value, "token": token})
     return f"{str(settings.public_base_url).rstrip('/')}/unsubscribe?{query}"
 
