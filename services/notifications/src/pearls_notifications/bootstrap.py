@@ -47,6 +47,7 @@ def create_app(settings: Settings | None = None, kafka: KafkaSettings | None = N
             stop = asyncio.Event()
             task = asyncio.create_task(sender.run(stop), name="sender")
             app.state.sender = sender
+            app.state.sender_task = task
             try:
                 yield
             finally:
@@ -65,7 +66,8 @@ def create_app(settings: Settings | None = None, kafka: KafkaSettings | None = N
 
     async def ready() -> bool:
         pool = getattr(app.state, "pool", None)
-        if pool is None:
+        task = getattr(app.state, "sender_task", None)
+        if pool is None or task is None or task.done():
             return False
         try:
             async with pool.acquire() as conn:

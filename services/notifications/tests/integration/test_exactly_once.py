@@ -80,7 +80,11 @@ async def test_mail_server_down_for_a_while_then_back_loses_nothing_and_doubles_
     assert len(counts) == 10 and set(counts.values()) == {1}
 
 
+@pytest.mark.parametrize(
+    "temporary", ["451 4.7.1 greylisted, try again later", "421 4.3.2 service not available"]
+)
 async def test_a_permanent_refusal_is_recorded_and_announced_and_blocks_no_one(
+    temporary: str,
     start_service: Any,
     publisher: Any,
     smtp_sink: Any,
@@ -92,7 +96,7 @@ async def test_a_permanent_refusal_is_recorded_and_announced_and_blocks_no_one(
     refused = next(c.email for c in first.contacts if c.role == "primary")
     deferred = next(c.email for c in first.contacts if c.role == "backup")
     smtp_sink.handler.refuse[refused] = "550 5.1.1 mailbox unavailable"
-    smtp_sink.handler.refuse[deferred] = "451 4.7.1 greylisted, try again later"
+    smtp_sink.handler.refuse[deferred] = temporary
     service = await start_service()
     others = [personalize(sample(ACCEPTED)) for _ in range(3)]
     for event in [first, *others]:

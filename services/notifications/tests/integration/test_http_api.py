@@ -27,6 +27,7 @@ async def test_coordinator_endpoints_need_the_token(start_service: Any) -> None:
         assert "Authorization" in response.json()["detail"]
     assert (await service.client.get("/deliveries", headers=AUTH)).status_code == 200
     assert (await service.client.get("/healthz")).status_code == 200
+    assert (await service.client.get("/readyz")).json() == {"status": "ready"}
 
 
 async def test_api_closed_when_no_token_is_configured(start_service: Any) -> None:

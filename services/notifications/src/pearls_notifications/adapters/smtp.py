@@ -72,6 +72,15 @@ class SmtpClient:
 
     async def send(self, message: EmailMessage, sender: str, recipient: str) -> Outcome:
         await self._limiter.acquire()
+        reused = self._smtp is not None and self._smtp.is_connected
+        outcome = await self._attempt(message, sender, recipient)
+        if reused and outcome.kind == "temporary" and outcome.code is None:
+            # A kept-open connection the server has since dropped (idle timeout, 421
+            # on the last reply): try once more on a fresh one before deferring.
+            outcome = await self._attempt(message, sender, recipient)
+        return outcome
+
+    async def _attempt(self, message: EmailMessage, sender: str, recipient: str) -> Outcome:
         try:
             smtp = await self._connection()
             errors, response = await smtp.send_message(
@@ -85,9 +94,9 @@ class SmtpClient:
         except aiosmtplib.SMTPResponseException as exc:
             await self._reset()
             return _classified(exc.code, exc.message)
-        except (TimeoutError, aiosmtplib.SMTPException, OSError) as exc:
+        except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
             await self._reset()
-            return Outcome("temporary", None, f"{type(exc).__name__}: {exc}"[:4000] or "error")
+            return Outcome("temporary", None, f"{type(exc).__name__}: {exc}"[:4000])
         if errors:  # one recipient per message: a non-empty dict means it was refused
             code, reason = next(iter(errors.values()))
             return _classified(code, reason)

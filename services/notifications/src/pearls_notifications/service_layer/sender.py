@@ -81,6 +81,9 @@ class Sender:
                 except (OSError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError) as exc:
                     log.warning("sender_database_unavailable", error=repr(exc))
                     worked = False
+                except Exception:  # never let one surprise stop all e-mail; the row stays due
+                    log.exception("sender_iteration_failed")
+                    worked = False
                 if worked:
                     continue
                 self._wake.clear()
@@ -113,7 +116,22 @@ class Sender:
             row = await repo.claim_due(conn)
             if row is None:
                 return False
-            await self._deliver(conn, row)
+            try:
+                async with conn.transaction():  # savepoint: a surprise undoes only this try
+                    await self._deliver(conn, row)
+            except (OSError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError):
+                raise
+            except Exception as exc:
+                # Defer this e-mail like a temporary failure so it cannot block the queue.
+                log.exception("delivery_crashed", delivery_id=str(row["id"]))
+                delay = backoff(self.settings, row["attempts"] + 1)
+                await repo.mark_retry(
+                    conn,
+                    row["id"],
+                    datetime.now(UTC) + timedelta(seconds=delay),
+                    repr(exc)[:4000],
+                    None,
+                )
             return True
 
     async def _deliver(self, conn: asyncpg.Connection[Any], row: asyncpg.Record) -> None:
