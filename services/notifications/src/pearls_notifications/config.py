@@ -8,9 +8,9 @@ its SHA-256 digest, so the plain token is stored nowhere on the server.
 from __future__ import annotations
 
 import secrets
-from typing import Literal
+from typing import Literal, Self
 
-from pydantic import AnyHttpUrl, AwareDatetime, EmailStr, Field, SecretStr
+from pydantic import AnyHttpUrl, AwareDatetime, EmailStr, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from pearls_shared.events.common import LanguageCode
@@ -93,6 +93,14 @@ class Settings(BaseSettings):
     http_host: str = Field(default="127.0.0.1", description="Interface uvicorn binds.")
     http_port: int = Field(default=8004, ge=1, le=65535, description="Port uvicorn binds.")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+    @model_validator(mode="after")
+    def _one_tls_mode(self) -> Self:
+        if self.smtp_tls and self.smtp_starttls:
+            raise ValueError("smtp_tls and smtp_starttls: choose one (implicit TLS or STARTTLS)")
+        if self.smtp_password is not None and not self.smtp_username:
+            raise ValueError("smtp_password: given without smtp_username")
+        return self
 
     def postgres(self) -> PostgresSettings:
         return PostgresSettings(database_url=self.database_url)

@@ -41,3 +41,13 @@ def test_essential_mail_cannot_be_unsubscribed_even_with_a_valid_signature() -> 
 def test_backoff_doubles_from_the_initial_delay_and_is_capped() -> None:
     s = Settings(retry_backoff_initial_s=30, retry_backoff_max_s=600)
     assert [backoff(s, n) for n in range(1, 8)] == [30, 60, 120, 240, 480, 600, 600]
+
+
+def test_settings_refuse_contradictory_smtp_security() -> None:
+    import pytest
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match="choose one"):
+        Settings(smtp_tls=True, smtp_starttls=True)
+    with pytest.raises(ValidationError, match="smtp_username"):
+        Settings(smtp_password="x")
