@@ -472,7 +472,10 @@ class CallBook:
         )
 
     def _promote_from_waitlist(self, now: datetime) -> None:
-        while self.accepted < self.call.places and (waiting := self.waitlist()):
+        # Exactly the freed place is refilled; places the coordinators left
+        # open on purpose stay theirs to fill.
+        waiting = self.waitlist()
+        if waiting and self.accepted < self.call.places:
             self._accept(waiting[0], now, SYSTEM, from_waitlist=True)
 
     def _require_window(self, now: datetime) -> None:

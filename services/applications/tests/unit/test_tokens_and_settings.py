@@ -1,0 +1,52 @@
+"""Applicant tokens, sealing for idempotent replay, and how token settings load."""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+
+import pytest
+from pydantic import ValidationError
+
+from pearls_applications.config import CoordinatorEntry, Settings, hash_token
+from pearls_applications.service_layer import tokens
+
+
+def test_a_sealed_token_opens_only_with_the_same_key_and_application():
+    token, raw = tokens.new_token()
+    app_id = uuid.uuid4()
+    sealed = tokens.seal(raw, "key-0123456789", app_id)
+    assert sealed != raw
+    assert tokens.token_text(tokens.unseal(sealed, "key-0123456789", app_id)) == token
+    assert tokens.unseal(sealed, "key-0123456780", app_id) != raw
+    assert tokens.unseal(sealed, "key-0123456789", uuid.uuid4()) != raw
+
+
+def test_tokens_are_long_and_fresh():
+    first, second = tokens.new_token()[0], tokens.new_token()[0]
+    assert first != second and len(first) == 43
+
+
+def test_plain_tokens_are_hashed_when_settings_load(monkeypatch):
+    monkeypatch.setenv(
+        "PEARLS_APPLICATIONS_COORDINATORS",
+        '[{"id": "anna", "token": "s3cret-token-value"},'
+        ' {"id": "jonas", "token_sha256": "' + hashlib.sha256(b"other").hexdigest() + '"}]',
+    )
+    monkeypatch.setenv(
+        "PEARLS_APPLICATIONS_REVIEWERS",
+        '[{"id": "r1", "name": "Rūta", "city_name": "Kaunas", "country": "LT", "token": "t"}]',
+    )
+    settings = Settings()
+    anna, jonas = settings.coordinators
+    assert anna.digest == hash_token("s3cret-token-value") and anna.token is None
+    assert "s3cret" not in settings.model_dump_json()
+    assert jonas.digest == hashlib.sha256(b"other").digest()
+    assert settings.reviewers[0].city_name == "Kaunas"
+
+
+def test_an_entry_without_any_token_is_refused():
+    with pytest.raises(ValidationError, match="token_sha256"):
+        CoordinatorEntry(id="anna")
+    with pytest.raises(ValidationError):
+        CoordinatorEntry(id="anna", token_sha256="not-hex")
