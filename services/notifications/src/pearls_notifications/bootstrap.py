@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator
-from pathlib import Path
 
 import structlog
 from fastapi import FastAPI
@@ -21,7 +20,6 @@ from pearls_shared.settings import KafkaSettings
 log = structlog.get_logger(__name__)
 
 SERVICE = "notifications"
-MIGRATIONS = Path(__file__).resolve().parents[2] / "migrations"
 
 
 def create_app(settings: Settings | None = None, kafka: KafkaSettings | None = None) -> FastAPI:
@@ -35,13 +33,13 @@ def create_app(settings: Settings | None = None, kafka: KafkaSettings | None = N
             db=settings.postgres(),
             kafka=kafka,
             delivery=settings.delivery(),
-            migrations_dir=MIGRATIONS,
+            migrations_dir=settings.migrations_dir,
             subscriptions=(subscription(settings),),
         ) as rt:
             app.state.pool = rt.pool
             if settings.unsubscribe_secret is None:
                 log.warning("unsubscribe_secret_unset", effect="links valid until restart")
-            if settings.api_token_sha256 is None:
+            if not settings.token_digests():
                 log.warning("api_token_unset", effect="coordinator API refuses every request")
             sender = Sender(settings, rt.pool)
             stop = asyncio.Event()
@@ -63,6 +61,7 @@ def create_app(settings: Settings | None = None, kafka: KafkaSettings | None = N
         lifespan=lifespan,
     )
     app.state.settings = settings
+    app.state.token_digests = settings.token_digests()
 
     async def ready() -> bool:
         pool = getattr(app.state, "pool", None)

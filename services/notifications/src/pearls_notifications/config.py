@@ -7,7 +7,9 @@ its SHA-256 digest, so the plain token is stored nowhere on the server.
 
 from __future__ import annotations
 
+import hashlib
 import secrets
+from pathlib import Path
 from typing import Literal, Self
 
 from pydantic import AnyHttpUrl, AwareDatetime, EmailStr, Field, SecretStr, model_validator
@@ -15,6 +17,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from pearls_shared.events.common import LanguageCode
 from pearls_shared.settings import DeliverySettings, PostgresSettings
+
+MIGRATIONS_DIR = Path(__file__).resolve().parents[2] / "migrations"
 
 
 class Settings(BaseSettings):
@@ -82,11 +86,19 @@ class Settings(BaseSettings):
         default=7, ge=0, le=23, description="Hour (UTC) at which daily digests are sent."
     )
 
-    # Coordinator API
+    # Coordinator API: only digests are kept in memory, plain tokens are hashed at load.
     api_token_sha256: str | None = Field(
         default=None,
         pattern=r"^[0-9a-f]{64}$",
-        description="Hex SHA-256 of the coordinators' bearer token; unset = API closed.",
+        description="Hex SHA-256 of the coordinators' bearer token.",
+    )
+    coordinator_tokens: SecretStr | None = Field(
+        default=None,
+        description="More coordinator tokens, comma-separated: 'sha256:<hex digest>' or a plain "
+        "token (development). With neither this nor api_token_sha256 the API is closed.",
+    )
+    migrations_dir: Path = Field(
+        default=MIGRATIONS_DIR, description="Folder of the service's SQL migrations."
     )
 
     # HTTP
@@ -96,11 +108,28 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _one_tls_mode(self) -> Self:
+        self.token_digests()  # malformed token entries fail at start-up, not at request time
         if self.smtp_tls and self.smtp_starttls:
             raise ValueError("smtp_tls and smtp_starttls: choose one (implicit TLS or STARTTLS)")
         if self.smtp_password is not None and not self.smtp_username:
             raise ValueError("smtp_password: given without smtp_username")
         return self
+
+    def token_digests(self) -> tuple[bytes, ...]:
+        """SHA-256 digests of every accepted coordinator token."""
+        digests = [bytes.fromhex(self.api_token_sha256)] if self.api_token_sha256 else []
+        raw = self.coordinator_tokens.get_secret_value() if self.coordinator_tokens else ""
+        for entry in (e.strip() for e in raw.split(",")):
+            if not entry:
+                continue
+            if entry.startswith("sha256:"):
+                digest = entry.removeprefix("sha256:").lower()
+                if len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest):
+                    raise ValueError("coordinator_tokens: 'sha256:' must be followed by 64 hex")
+                digests.append(bytes.fromhex(digest))
+            else:
+                digests.append(hashlib.sha256(entry.encode()).digest())
+        return tuple(digests)
 
     def postgres(self) -> PostgresSettings:
         return PostgresSettings(database_url=self.database_url)

@@ -99,7 +99,8 @@ def main(argv: list[str] | None = None) -> None:
         description="Development SMTP sink: accepts all mail, stores each message as a .eml "
         "file in --maildir and serves a page listing them. Never relays.",
     )
-    parser.add_argument("--host", default="127.0.0.1", help="interface for SMTP and HTTP")
+    parser.add_argument("--host", default="127.0.0.1", help="interface for SMTP")
+    parser.add_argument("--http-host", help="interface for the page (default: --host)")
     parser.add_argument("--port", type=int, default=1025, help="SMTP port (default 1025)")
     parser.add_argument("--maildir", type=Path, default=Path("var/mail"), help="where to store")
     parser.add_argument("--http-port", type=int, default=8025, help="page port (default 8025)")
@@ -108,14 +109,15 @@ def main(argv: list[str] | None = None) -> None:
     handler = MaildirHandler(args.maildir)
     controller = Controller(handler, hostname=args.host, port=args.port)
     controller.start()
+    http_host = args.http_host or args.host
     print(
         f"dev SMTP sink: smtp://{args.host}:{args.port}  mail page: "
-        f"http://{args.host}:{args.http_port}/  files: {args.maildir.resolve()}",
+        f"http://{http_host}:{args.http_port}/  files: {args.maildir.resolve()}",
         flush=True,
     )
     try:  # uvicorn stops on SIGINT/SIGTERM; the SMTP thread stops with it
         uvicorn.run(
-            create_app(args.maildir), host=args.host, port=args.http_port, log_level="warning"
+            create_app(args.maildir), host=http_host, port=args.http_port, log_level="warning"
         )
     finally:
         controller.stop()

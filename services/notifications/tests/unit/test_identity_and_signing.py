@@ -51,3 +51,17 @@ def test_settings_refuse_contradictory_smtp_security() -> None:
         Settings(smtp_tls=True, smtp_starttls=True)
     with pytest.raises(ValidationError, match="smtp_username"):
         Settings(smtp_password="x")
+
+
+def test_coordinator_tokens_are_kept_as_digests_only() -> None:
+    import hashlib
+
+    import pytest
+    from pydantic import ValidationError
+
+    digest = hashlib.sha256(b"b").hexdigest()
+    s = Settings(coordinator_tokens=f" a , sha256:{digest.upper()},")
+    assert s.token_digests() == (hashlib.sha256(b"a").digest(), bytes.fromhex(digest))
+    assert Settings().token_digests() == ()
+    with pytest.raises(ValidationError, match="64 hex"):
+        Settings(coordinator_tokens="sha256:abc")

@@ -1,8 +1,9 @@
 """HTTP API: the coordinators' delivery log, resend and preferences; unsubscribe links.
 
-Coordinator endpoints need ``Authorization: Bearer <token>``; the server knows
-only the token's SHA-256 (setting ``api_token_sha256``) and compares digests in
-constant time. The unsubscribe endpoints are authorised by the link's HMAC.
+Coordinator endpoints need ``Authorization: Bearer <token>``; the server keeps
+only SHA-256 digests of the tokens (settings ``api_token_sha256`` and
+``coordinator_tokens``) and compares digests in constant time. The unsubscribe
+endpoints are authorised by the link's HMAC.
 """
 
 from __future__ import annotations
@@ -43,12 +44,11 @@ def require_coordinator(
     request: Request,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> None:
-    expected = _settings(request).api_token_sha256
-    given = credentials.credentials if credentials else ""
-    digest = hashlib.sha256(given.encode()).hexdigest()
-    # Compare even when nothing is configured, so timing says nothing either way.
-    ok = hmac.compare_digest(digest, expected or "0" * 64) and expected is not None and given
-    if not ok:
+    digests = request.app.state.token_digests
+    given = hashlib.sha256((credentials.credentials if credentials else "").encode()).digest()
+    # Compare with every configured digest (no early exit): timing tells nothing.
+    matches = [hmac.compare_digest(given, d) for d in digests]
+    if not (credentials and any(matches)):
         raise HTTPException(
             status.HTTP_401_UNAUTHORIZED,
             detail="Authorization: a valid coordinator bearer token is required",
