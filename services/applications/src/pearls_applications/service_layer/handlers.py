@@ -253,20 +253,26 @@ class Applications:
         reason_code: ReasonCode | None = None,
         reason: str | None = None,
     ) -> Application:
-        async with self.pool.acquire() as conn, conn.transaction():
-            call_id = await repo.call_of(conn, application_id)
-            # The call row lock serialises every decision on this call: two
-            # coordinators accepting at once cannot both see a free place.
-            book = await repo.load_book(conn, call_id, "update")
-            book.decide(
-                application_id,
-                decision,
-                self.clock(),
-                actor,
-                reason_code=reason_code,
-                reason=reason,
-            )
-            await self._persist(conn, book, correlation_id)
+        try:
+            async with self.pool.acquire() as conn, conn.transaction():
+                call_id = await repo.call_of(conn, application_id)
+                # The call row lock serialises every decision on this call: two
+                # coordinators accepting at once cannot both see a free place.
+                book = await repo.load_book(conn, call_id, "update")
+                book.decide(
+                    application_id,
+                    decision,
+                    self.clock(),
+                    actor,
+                    reason_code=reason_code,
+                    reason=reason,
+                )
+                await self._persist(conn, book, correlation_id)
+        except asyncpg.CheckViolationError:
+            # The database's own places guard (a second line behind the lock).
+            raise Conflict(
+                ("body", "decision"), "places_limit", "all places of the call are taken"
+            ) from None
         return book.applications[application_id]
 
     # -- reviewers ---------------------------------------------------------------------
