@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 
 import asyncpg
@@ -313,3 +314,33 @@ async def test_a_submission_whose_transaction_fails_leaves_no_event_behind(servi
 
     records = await read_topic(service.bootstrap, APPLICATIONS)
     assert not [r for r in records if b"corr-failtown" in b"".join(v for _, v in r.headers or ())]
+
+
+async def test_concurrent_submissions_of_one_city_let_exactly_one_through(service):
+    call = await service.create_call()
+    url = f"/calls/{call['call_id']}/applications"
+    responses = await asyncio.gather(
+        *(
+            service.client.post(url, json=service.application_body(city=spelling))
+            for spelling in ("Cēsis", "CĒSIS", "cēsis ", "Cēsis")
+        )
+    )
+    assert sorted(r.status_code for r in responses) == [201, 409, 409, 409]
+    assert {r.json()["detail"][0]["type"] for r in responses if r.status_code == 409} == {
+        "one_application_per_city"
+    }
+    assert await count_rows(service.dsn, "applications") == 1
+
+
+async def test_concurrent_retries_with_one_idempotency_key_get_one_answer(service):
+    call = await service.create_call()
+    url = f"/calls/{call['call_id']}/applications"
+    body = service.application_body(city="Sigulda", population=11_000)
+    key = {"Idempotency-Key": str(uuid.uuid4())}
+    responses = await asyncio.gather(
+        *(service.client.post(url, json=body, headers=key) for _ in range(4))
+    )
+    assert [r.status_code for r in responses] == [201] * 4
+    assert len({r.json()["application_id"] for r in responses}) == 1
+    assert len({r.json()["applicant_token"] for r in responses}) == 1
+    assert await count_rows(service.dsn, "applications") == 1

@@ -184,14 +184,15 @@ class Applications:
                         )
                     return Submitted(app.id, token, replayed=False)
             except asyncpg.UniqueViolationError as exc:
-                if exc.constraint_name == "idempotency_keys_pkey" and idempotency_key:
-                    # A concurrent request with the same key won; answer as it did.
+                if key_hash is not None and idempotency_key:
+                    # A concurrent request with the same key may have won (it trips the
+                    # city constraint first): answer as it did.
                     async with conn.transaction():
                         replay = await self._replay(
-                            conn, call_id, key_hash or b"", idempotency_key, request_hash
+                            conn, call_id, key_hash, idempotency_key, request_hash
                         )
-                    assert replay is not None
-                    return replay
+                    if replay is not None:
+                        return replay
                 if exc.constraint_name == "one_application_per_city":
                     raise Conflict(
                         ("body", "city_name"),
