@@ -121,6 +121,31 @@ class CallIn(_In):
     )
     public_url: AnyHttpUrl | None = Field(default=None, description="Public page of the call.")
 
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "title": {"en": "BSR Cultural Pearls 2026", "de": "BSR Kulturperlen 2026"},
+                    "description": {"en": "Learning and mentoring for smaller cities."},
+                    "closes_at": "2026-10-31T23:59:59+02:00",
+                    "places": 10,
+                    "population_min": 5000,
+                    "population_max": 250000,
+                    "rubric": {
+                        "scale_min": 1,
+                        "scale_max": 5,
+                        "criteria": [
+                            {"key": "relevance", "label": {"en": "Relevance"}, "weight": 2},
+                            {"key": "commitment", "label": {"en": "Commitment"}, "weight": 1},
+                        ],
+                    },
+                    "reviews_required": 2,
+                    "conflict_same_country": False,
+                }
+            ]
+        }
+    )
+
     @field_validator("public_url")
     @classmethod
     def _short_url(cls, value: AnyHttpUrl | None) -> AnyHttpUrl | None:
