@@ -14,8 +14,8 @@ help: ## Show the targets
 setup: ## Install Python dependencies (uv) and the Kafka broker's jars (Maven)
 	@bash deploy/setup.sh
 
-run: setup ## Start the whole system locally with demo data (Ctrl-C stops it)
-	@$(UV) run --locked pearls-infra up
+run: setup ## Start the whole system locally and play the demo (Ctrl-C stops it)
+	@$(UV) run --locked pearls-demo
 
 test: setup lint pytest ## Lint, type checks, import contract, schema check and all tests
 

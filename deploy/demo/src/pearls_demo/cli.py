@@ -11,6 +11,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import json
+import logging
 import signal
 import socket
 import sys
@@ -27,7 +29,6 @@ from pearls_localinfra.postgres import PostgresCluster
 
 SERVICES = ("applications", "notifications")
 DEMO_COORDINATOR_TOKEN = "demo-coordinator-token"  # noqa: S105 - local demo only
-DEMO_REVIEWER_TOKENS = ("demo-reviewer-aino", "demo-reviewer-jonas", "demo-reviewer-maja")
 
 
 def _free_port() -> int:
@@ -100,8 +101,9 @@ async def run(args: argparse.Namespace) -> int:
         ports = {name: _free_port() for name in SERVICES}
         env = {
             "applications": {
-                "PEARLS_APPLICATIONS_COORDINATOR_TOKENS": DEMO_COORDINATOR_TOKEN,
-                "PEARLS_APPLICATIONS_REVIEWER_TOKENS": ",".join(DEMO_REVIEWER_TOKENS),
+                "PEARLS_APPLICATIONS_COORDINATORS": json.dumps(
+                    [{"id": "demo-coordinator", "token": DEMO_COORDINATOR_TOKEN}]
+                ),
             },
             "notifications": {
                 "PEARLS_NOTIFICATIONS_SMTP_HOST": "127.0.0.1",
@@ -122,7 +124,7 @@ async def run(args: argparse.Namespace) -> int:
                 )
             )
         seen: Counter[str] = Counter()
-        tail = asyncio.create_task(tail_events(kafka.bootstrap_servers, stop, seen, say))
+        tail: asyncio.Task[None] | None = None
         try:
             await sink.start()
             await wait_ready(sink, f"http://127.0.0.1:{args.mail_port}/")
@@ -132,11 +134,12 @@ async def run(args: argparse.Namespace) -> int:
                 await wait_ready(child, f"http://127.0.0.1:{ports[name]}/readyz")
                 say(f"{name:<14} http://127.0.0.1:{ports[name]}/docs")
             say(f"{'captured mail':<14} http://127.0.0.1:{args.mail_port}/")
+            # The services created the topics at start-up: now they can be tailed.
+            tail = asyncio.create_task(tail_events(kafka.bootstrap_servers, stop, seen, say))
             say("playing the demo through the public HTTP API ...")
             await play(
                 f"http://127.0.0.1:{ports['applications']}",
                 coordinator_token=DEMO_COORDINATOR_TOKEN,
-                reviewer_tokens=DEMO_REVIEWER_TOKENS,
                 say=say,
             )
             await _wait_for_mail(seen, stop, within=60)
@@ -152,7 +155,8 @@ async def run(args: argparse.Namespace) -> int:
                 await _watch([*children, sink], stop)
         finally:
             stop.set()
-            await tail
+            if tail is not None:
+                await tail
             say("stopping ...")
             for child in reversed([sink, *children]):
                 await child.stop()
@@ -193,6 +197,8 @@ def _printer() -> Callable[[str], None]:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger("aiokafka").setLevel(logging.ERROR)  # start-up chatter, not news
     return asyncio.run(run(args))
 
 

@@ -24,8 +24,12 @@ def describe(event_type: str, subject: str, data: dict[str, Any]) -> str:
             f" [{data.get('language', '?')}]"
         )
     details = [f"{k}={data[k]}" for k in _DETAIL_FIELDS if isinstance(data.get(k), str | int)]
+    if isinstance(data.get("title"), dict):
+        details.append(str(data["title"].get("en", "")))
     if "country" in data:
         details.append(f"country={data['country']}")
+    if isinstance(data.get("score"), int | float) and "review_count" in data:
+        details.append(f"score={data['score']:.0f} after {data['review_count']} review(s)")
     return f"  event  {event_type:<36} {' '.join(details)[:90]}"
 
 
