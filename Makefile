@@ -24,7 +24,7 @@ lint: typecheck imports schemas ## Static checks
 	$(UV) run --locked ruff format --check .
 
 typecheck:
-	$(UV) run --locked mypy shared/src deploy/local/src services/*/src
+	$(UV) run --locked mypy shared/src deploy/local/src deploy/demo/src services/*/src
 
 imports: ## No service imports another service's code
 	$(UV) run --locked lint-imports

@@ -165,8 +165,8 @@ async def create_call(body: s.CallIn, who: Coordinator, service: Service) -> s.C
         raise Invalid(("body", "closes_at"), "future", "closes_at must lie in the future")
     call = Call(
         id=uuid.uuid4(),
-        title=dict(body.title),
-        description=dict(body.description),
+        title={str(lang): text for lang, text in body.title.items()},
+        description={str(lang): text for lang, text in body.description.items()},
         opens_at=body.opens_at or service.clock(),
         closes_at=body.closes_at,
         places=body.places,
