@@ -42,7 +42,7 @@ async def test_each_mapped_event_type_gives_exactly_the_expected_emails(
     personalize: Any,
     kafka_bootstrap_servers: str,
 ) -> None:
-    service = await start_service()
+    service = await start_service(coordinator_email=f"coordinators+{tag}@pearls.example")
     published = []
     for event_type in sorted(WHO_HEARS_WHAT):
         event = german_primary(personalize(sample(event_type)))

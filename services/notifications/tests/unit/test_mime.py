@@ -8,6 +8,8 @@ from email.message import EmailMessage
 from email.parser import BytesParser
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from pearls_notifications.adapters.mime import Envelope, build_message
 from pearls_notifications.adapters.templates import Templates
@@ -133,3 +135,22 @@ def test_the_last_guard_refuses_a_header_block_the_library_broke() -> None:
         return
     # No complaint: then the library itself wrote a safe block (a fixed Python).
     assert BytesParser(policy=policy.default).parsebytes(msg.as_bytes()).get_all("Bcc") is None
+
+
+_NASTY = st.sampled_from(
+    ["\r", "\n", "\r\n", "\u2028", "\u2029", "\x85", "\x0b", "\x0c", "\x00", "=?", "?=",
+     "=?utf-8?q?", "=0D=0A", "%0d%0a", "Bcc: x@evil.example", ":", ";", ",", "<", ">", '"',
+     "\\", " ", "\t"]
+)  # fmt: skip
+_TEXT = st.lists(st.one_of(_NASTY, st.text(min_size=1, max_size=5)), max_size=12).map("".join)
+
+
+@settings(max_examples=300, deadline=None)
+@given(name=_TEXT, subject=_TEXT)
+def test_no_text_whatsoever_adds_a_header(name: str, subject: str) -> None:
+    raw = build_message(envelope(name or "x", subject or "x")).as_bytes()
+    parsed = BytesParser(policy=policy.default).parsebytes(raw)
+    assert list(parsed.keys()) == EXPECTED_HEADERS
+    [to] = parsed["To"].addresses
+    assert to.addr_spec == "inese@kuldiga.example"
+    assert "\n" not in str(parsed["Subject"]) and "\r" not in str(parsed["Subject"])

@@ -110,10 +110,8 @@ async def update_directory(conn: Conn, envelope: Envelope, data: Any) -> None:
 
 
 def consumer_handlers(settings: Settings) -> dict[str, Any]:
-    """Every event type the service reacts to: mailed ones and directory-only ones."""
-    planner = Planner(settings)
-    directory_only = {"pearls.application.reviewed", "pearls.call.opened"}
-    return dict.fromkeys([*WHO_HEARS_WHAT, *directory_only], planner)
+    """Every mailed event type; the silent ones carry no person the directory needs."""
+    return dict.fromkeys(WHO_HEARS_WHAT, Planner(settings))
 
 
 # --- coordinator actions ------------------------------------------------------
