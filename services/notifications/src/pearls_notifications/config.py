@@ -82,6 +82,12 @@ class Settings(BaseSettings):
         description="Key of the HMAC-SHA256 that signs unsubscribe links. Unset: a random "
         "key per process (links stop working after a restart; fine for development only).",
     )
+    context_retention_days: float = Field(
+        default=90,
+        gt=0,
+        description="Days after which a finished e-mail's rendering data (names, event "
+        "content) is erased; the log row (who, what, when, outcome) stays.",
+    )
     digest_hour_utc: int = Field(
         default=7, ge=0, le=23, description="Hour (UTC) at which daily digests are sent."
     )

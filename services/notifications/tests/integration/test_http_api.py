@@ -226,3 +226,32 @@ async def test_daily_digest_bundles_held_progress_mail_into_one_email(
 
 async def _truthy(value: Any) -> Any:
     return value
+
+
+async def test_personal_data_of_finished_emails_is_erased_after_the_retention(
+    start_service: Any, publisher: Any, smtp_sink: Any, personalize: Any
+) -> None:
+    event = personalize(sample(ACCEPTED))
+    refused = event.contacts[0].email
+    smtp_sink.handler.refuse[refused] = "550 5.1.1 no such mailbox"
+    service = await start_service()
+    envelope = await publisher.publish(event)
+
+    async def settled() -> bool:
+        rows = await service.fetch("SELECT status FROM deliveries WHERE event_id = $1", envelope.id)
+        return sorted(r["status"] for r in rows) == ["failed", "sent"]
+
+    await wait_for(settled, within=60, what="one sent, one failed")
+    sender = service.app.state.sender
+    assert await sender.erase_old_contexts(datetime.now(UTC)) == 0  # nothing is 90 days old
+    later = datetime.now(UTC) + timedelta(days=91)
+    assert await sender.erase_old_contexts(later) == 1
+    rows = await service.fetch(
+        "SELECT status, recipient, recipient_name, context, message_id FROM deliveries"
+        " WHERE event_id = $1 ORDER BY status",
+        envelope.id,
+    )
+    failed, sent = rows
+    assert sent["context"] == {} and sent["recipient_name"] == ""
+    assert sent["recipient"] and sent["message_id"]  # the log row stays
+    assert failed["context"] != {} and failed["recipient_name"]  # kept for a resend

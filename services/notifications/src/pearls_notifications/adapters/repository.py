@@ -311,3 +311,14 @@ async def return_digest_items(conn: Conn, digest_id: uuid.UUID) -> None:
         "UPDATE deliveries SET status = 'digest', digest_id = NULL WHERE digest_id = $1",
         digest_id,
     )
+
+
+async def erase_old_contexts(conn: Conn, before: datetime) -> int:
+    """Drop the rendering data of finished e-mails; failed ones keep it for a resend."""
+    result = await conn.execute(
+        "UPDATE deliveries SET context = '{}'::jsonb, recipient_name = ''"
+        " WHERE status IN ('sent', 'suppressed', 'digested') AND created_at < $1"
+        " AND context <> '{}'::jsonb",
+        before,
+    )
+    return int(result.split()[-1])

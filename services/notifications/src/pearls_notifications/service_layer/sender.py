@@ -247,7 +247,17 @@ class Sender:
         if self._last_digest_check and now - self._last_digest_check < timedelta(minutes=1):
             return 0
         self._last_digest_check = now
+        await self.erase_old_contexts(now)
         return await self.compose_digests(self.digest_cutoff(now))
+
+    async def erase_old_contexts(self, now: datetime) -> int:
+        """Data minimisation: finished e-mails keep their log row, not the personal data."""
+        before = now - timedelta(days=self.settings.context_retention_days)
+        async with self.pool.acquire() as conn:
+            erased = await repo.erase_old_contexts(conn, before)
+        if erased:
+            log.info("delivery_contexts_erased", count=erased)
+        return erased
 
     async def compose_digests(self, cutoff: datetime) -> int:
         """Bundle each recipient's held items older than ``cutoff`` into one digest e-mail."""
