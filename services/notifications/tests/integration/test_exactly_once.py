@@ -138,3 +138,37 @@ async def test_a_permanent_refusal_is_recorded_and_announced_and_blocks_no_one(
     assert announced["cause_event_type"] == ACCEPTED
     uuid.UUID(announced["notification_id"])
     assert len(smtp_sink.counts(tag)) == 7 and set(smtp_sink.counts(tag).values()) == {1}
+
+
+async def test_a_spent_retry_budget_is_recorded_as_a_temporary_failure(
+    start_service: Any,
+    publisher: Any,
+    smtp_sink: Any,
+    tag: str,
+    personalize: Any,
+    kafka_bootstrap_servers: str,
+) -> None:
+    smtp_sink.stop()
+    service = await start_service(retry_max_attempts=3)
+    await publisher.publish(personalize(sample(ACCEPTED)))
+
+    async def both_failed() -> list[Any] | None:
+        rows = await deliveries(service, tag)
+        ok = len(rows) == 2 and all(r["status"] == "failed" for r in rows)
+        return rows if ok else None
+
+    rows = await wait_for(both_failed, within=60, what="the budget spent, both failed")
+    assert {r["attempts"] for r in rows} == {3}
+    ids = {r["message_id"] for r in rows}
+
+    async def announced() -> list[dict[str, Any]] | None:
+        found = [
+            json.loads(r.value)
+            for r in await read_topic(kafka_bootstrap_servers, NOTIFICATIONS)
+            if dict(r.headers).get("ce_type") == b"pearls.notification.failed"
+            and json.loads(r.value).get("message_id") in ids
+        ]
+        return found if len(found) == 2 else None
+
+    for data in await wait_for(announced, within=60, what="two pearls.notification.failed"):
+        assert data["permanent"] is False and data["attempts"] == 3 and data["smtp_code"] is None
