@@ -340,7 +340,7 @@ async def test_concurrent_retries_with_one_idempotency_key_get_one_answer(servic
     responses = await asyncio.gather(
         *(service.client.post(url, json=body, headers=key) for _ in range(4))
     )
-    assert [r.status_code for r in responses] == [201] * 4
+    assert [r.status_code for r in responses] == [201] * 4, [r.text for r in responses]
     assert len({r.json()["application_id"] for r in responses}) == 1
     assert len({r.json()["applicant_token"] for r in responses}) == 1
     assert await count_rows(service.dsn, "applications") == 1

@@ -183,16 +183,19 @@ class Applications:
                             repo.IdempotentResult(request_hash, app.id, sealed),
                         )
                     return Submitted(app.id, token, replayed=False)
-            except asyncpg.UniqueViolationError as exc:
+            except (asyncpg.UniqueViolationError, Conflict) as exc:
                 if key_hash is not None and idempotency_key:
-                    # A concurrent request with the same key may have won (it trips the
-                    # city constraint first): answer as it did.
+                    # A concurrent request with the same key may have won: this one then
+                    # trips the one-per-city rule (in the domain when the winner committed
+                    # before the book was loaded, else in the database). Answer as it did.
                     async with conn.transaction():
                         replay = await self._replay(
                             conn, call_id, key_hash, idempotency_key, request_hash
                         )
                     if replay is not None:
                         return replay
+                if isinstance(exc, Conflict):
+                    raise
                 if exc.constraint_name == "one_application_per_city":
                     raise Conflict(
                         ("body", "city_name"),
