@@ -7,6 +7,7 @@ duplicate or reorder records of one key.
 
 from __future__ import annotations
 
+import logging
 import ssl
 from typing import Any
 
@@ -90,4 +91,6 @@ def new_broker(settings: KafkaSettings, client_id: str) -> KafkaBroker:
         acks="all",
         enable_idempotence=True,
         allow_auto_create_topics=False,
+        # Per-record "Received"/"Processed" lines at DEBUG: the consumer logs what matters.
+        log_level=logging.DEBUG,
     )
