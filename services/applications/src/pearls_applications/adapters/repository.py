@@ -126,14 +126,13 @@ async def list_calls(conn: Conn, status: str | None, limit: int, offset: int) ->
 
 
 async def calls_due(conn: Conn, now: datetime) -> list[uuid.UUID]:
-    """Calls whose opening or closing time has come; locked rows are someone else's."""
+    """Calls whose opening or closing time has come (each is then changed under its lock)."""
     rows = await conn.fetch(
         """
         SELECT call_id FROM calls
         WHERE (status = 'scheduled' AND opens_at <= $1) OR (status <> 'closed' AND closes_at <= $1)
         ORDER BY closes_at
         LIMIT 50
-        FOR UPDATE SKIP LOCKED
         """,
         now,
     )

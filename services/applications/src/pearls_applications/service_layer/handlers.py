@@ -124,17 +124,28 @@ class Applications:
         return book.call
 
     async def run_schedule(self) -> int:
-        """Open and close the calls whose time has come; return how many changed."""
+        """Open and close the calls whose time has come; return how many changed.
+
+        One transaction per call, so a call that fails to change (and is retried
+        on the next tick) never holds back the others.
+        """
         changed = 0
-        async with self.pool.acquire() as conn, conn.transaction():
-            now = self.clock()
-            for call_id in await repo.calls_due(conn, now):
-                book = await repo.load_book(conn, call_id, None)  # locked by calls_due
-                if book.call.status == "scheduled" and book.call.opens_at <= now:
-                    book.open(now, SYSTEM)
-                if book.call.closes_at <= now:
-                    book.close(now, SYSTEM)
-                await self._persist(conn, book, str(uuid.uuid4()), call_changed=True)
+        async with self.pool.acquire() as conn:
+            for call_id in await repo.calls_due(conn, self.clock()):
+                try:
+                    async with conn.transaction():
+                        book = await repo.load_book(conn, call_id, "update")
+                        before, now = book.call.status, self.clock()
+                        if book.call.status == "scheduled" and book.call.opens_at <= now:
+                            book.open(now, SYSTEM)
+                        if book.call.status != "closed" and book.call.closes_at <= now:
+                            book.close(now, SYSTEM)
+                        if book.call.status == before:
+                            continue  # another replica got there first
+                        await self._persist(conn, book, str(uuid.uuid4()), call_changed=True)
+                except Exception:
+                    log.exception("call_scheduled_change_failed", call_id=str(call_id))
+                    continue
                 log.info("call_scheduled_change", call_id=str(call_id), status=book.call.status)
                 changed += 1
         return changed
