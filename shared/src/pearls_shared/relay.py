@@ -195,9 +195,15 @@ class OutboxRelay:
             task.cancel()
 
     async def _purge(self, conn: asyncpg.Connection[Any]) -> None:
+        """Forget sent events and long-handled inbox entries (the relay is the one
+        background task per database, so the purge runs once, not per replica)."""
         await conn.execute(
             "DELETE FROM outbox WHERE sent_at < now() - make_interval(secs => $1)",
             self._delivery.relay_retention_s,
+        )
+        await conn.execute(
+            "DELETE FROM inbox WHERE handled_at < now() - make_interval(secs => $1)",
+            self._delivery.inbox_retention_s,
         )
 
 

@@ -63,6 +63,12 @@ class DeliverySettings(BaseSettings):
     relay_retention_s: float = Field(
         default=24 * 3600.0, ge=0, description="How long sent outbox rows are kept."
     )
+    inbox_retention_s: float = Field(
+        default=30 * 24 * 3600.0,
+        ge=0,
+        description="How long handled event ids are remembered; keep it above the topics'"
+        " retention, or a redelivered old event would take effect again.",
+    )
     consumer_max_attempts: int = Field(
         default=5, ge=1, description="Handler attempts before a message is dead-lettered."
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from typing import Any
 
@@ -12,7 +13,9 @@ from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from pearls_shared.db import connect
 from pearls_shared.events.samples import sample
 from pearls_shared.outbox import OutboxMisuse, record_event
-from pearls_shared.settings import KafkaSettings
+from pearls_shared.relay import OutboxRelay
+from pearls_shared.settings import DeliverySettings, KafkaSettings
+from pearls_shared.testing import wait_for
 from pearls_shared.topics import ensure_topics
 
 pytestmark = pytest.mark.integration
@@ -63,5 +66,46 @@ async def test_a_rolled_back_change_leaves_no_event(service_db: str) -> None:
         assert row["event_id"] == envelope.id
         assert row["topic"] == "pearls.applications.v1"
         assert row["message_key"] == envelope.subject.encode()
+    finally:
+        await conn.close()
+
+
+async def test_relay_purges_old_sent_events_and_old_inbox_entries(
+    service_db: str, kafka_settings: KafkaSettings
+) -> None:
+    conn: Any = await connect(service_db)
+    try:
+        async with conn.transaction():
+            old = await record_event(conn, sample("pearls.call.opened"), correlation_id="p")
+            fresh = await record_event(conn, sample("pearls.call.closed"), correlation_id="p")
+        await conn.execute(
+            "UPDATE outbox SET sent_at = now() - interval '2 hours' WHERE event_id = $1", old.id
+        )
+        await conn.execute("UPDATE outbox SET sent_at = now() WHERE event_id = $1", fresh.id)
+        await conn.execute(
+            "INSERT INTO inbox (consumer, event_id, event_type, handled_at) VALUES"
+            " ('c', 'old', 't', now() - interval '2 hours'), ('c', 'fresh', 't', now())"
+        )
+        stop = asyncio.Event()
+        relay = OutboxRelay(
+            service="purge",
+            dsn=service_db,
+            kafka=kafka_settings,
+            delivery=DeliverySettings(relay_retention_s=3600, inbox_retention_s=3600),
+        )
+        task = asyncio.create_task(relay.run(stop))
+        try:
+
+            async def purged() -> bool:
+                return await conn.fetchval("SELECT count(*) FROM inbox WHERE event_id = 'old'") == 0
+
+            await wait_for(purged, what="the purge")
+        finally:
+            stop.set()
+            await task
+        remaining = await conn.fetch("SELECT event_id::text FROM outbox")
+        assert [r["event_id"] for r in remaining] == [fresh.id]
+        inbox = await conn.fetch("SELECT event_id FROM inbox")
+        assert [r["event_id"] for r in inbox] == ["fresh"]
     finally:
         await conn.close()
