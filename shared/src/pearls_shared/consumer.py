@@ -61,7 +61,7 @@ _INFRA_ERRORS: tuple[type[BaseException], ...] = (
     OSError,
     asyncpg.PostgresConnectionError,
     asyncpg.InterfaceError,
-    asyncpg.CannotConnectNowError,
+    asyncpg.exceptions.OperatorInterventionError,  # server shutting down or restarting
     asyncpg.TooManyConnectionsError,
     KafkaError,
 )
