@@ -117,7 +117,7 @@ class EventConsumer:
             ack_policy=AckPolicy.MANUAL,
             parser=_keep_raw_parser,
             decoder=_raw_body,
-            title=f"{self.name}",
+            title=self.name,
         )(on_message)
 
     async def start(self) -> None:
