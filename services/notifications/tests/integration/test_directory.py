@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from pearls_shared.events.registry import model_for
 from pearls_shared.events.samples import sample
 from pearls_shared.outbox import envelope_for
 from pearls_shared.testing import wait_for
@@ -111,3 +112,30 @@ async def test_a_plan_without_a_named_mentor_goes_to_the_assigned_mentor(
         assigned.participant_id,
     )
     assert [r["email"] for r in rows] == [mentor]
+
+
+async def test_one_address_twice_in_other_case_is_one_contact_and_one_email(
+    start_service: Any, publisher: Any, smtp_sink: Any, personalize: Any
+) -> None:
+    # The contract lets "Inese@…" and "inese@…" stand side by side; to us they are one.
+    data = sample("pearls.application.submitted").to_data()
+    primary = data["contacts"][0]
+    local, domain = primary["email"].split("@")
+    data["contacts"].append({**primary, "email": f"{local.upper()}@{domain}", "role": "backup"})
+    submitted = personalize(model_for("pearls.application.submitted").model_validate(data))
+    service = await start_service()
+    await publisher.publish(submitted)
+    address = submitted.contacts[0].email.lower()
+
+    async def receipt() -> bool:
+        return bool(smtp_sink.to(address))
+
+    await wait_for(receipt, within=60, what="the receipt despite the duplicate address")
+    rows = await service.fetch(
+        "SELECT email, role FROM participant_contacts WHERE participant_id = $1 ORDER BY email",
+        submitted.application_id,
+    )
+    expected = sorted({c.email.lower() for c in submitted.contacts})
+    assert [r["email"] for r in rows] == expected
+    assert {r["email"]: r["role"] for r in rows}[address] == "primary"
+    assert len(smtp_sink.to(address)) == 1

@@ -99,12 +99,19 @@ async def update_directory(conn: Conn, envelope: Envelope, data: Any) -> None:
     if event_type in ERASING_EVENTS:
         await repo.erase_participant(conn, participant, as_of)
         return
+    # The contract compares addresses case-sensitively, the directory does not:
+    # "Anna@x.org" and "anna@x.org" are one person, one row (the primary's, if either).
+    unique: dict[str, tuple[Recipient, str]] = {}
+    for c in data.contacts:
+        who = Recipient.of(c.email, c.name, c.language)
+        if who.email not in unique or c.role == "primary":
+            unique[who.email] = (who, c.role)
     await repo.replace_contacts(
         conn,
         participant,
         data.city_name,
-        [Recipient.of(c.email, c.name, c.language) for c in data.contacts],
-        [c.role for c in data.contacts],
+        [who for who, _ in unique.values()],
+        [role for _, role in unique.values()],
         as_of,
     )
 
