@@ -31,6 +31,11 @@ async def test_a_call_opened_now_is_published_with_the_request_correlation(servi
 
     public = await service.client.get(f"/calls/{call['call_id']}")
     assert public.status_code == 200 and public.json()["status"] == "open"
+    # Reviewers read what each criterion means: the labels are kept, not just keys and weights.
+    assert [c["label"] for c in public.json()["rubric"]["criteria"]] == [
+        {"en": "Relevance"},
+        {"en": "Commitment"},
+    ]
 
 
 async def test_a_call_opens_at_its_time_and_closes_itself_at_its_closing_time(service):

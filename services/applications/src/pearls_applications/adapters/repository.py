@@ -38,7 +38,7 @@ def _rubric_json(rubric: Rubric) -> dict[str, Any]:
     return {
         "scale_min": rubric.scale_min,
         "scale_max": rubric.scale_max,
-        "criteria": [{"key": c.key, "weight": c.weight} for c in rubric.criteria],
+        "criteria": [{"key": c.key, "weight": c.weight, "label": c.label} for c in rubric.criteria],
     }
 
 
@@ -58,7 +58,7 @@ def _call(row: asyncpg.Record) -> Call:
         rubric=Rubric(
             rubric["scale_min"],
             rubric["scale_max"],
-            tuple(Criterion(c["key"], c["weight"]) for c in rubric["criteria"]),
+            tuple(Criterion(c["key"], c["weight"], c.get("label", {})) for c in rubric["criteria"]),
         ),
         reviews_required=row["reviews_required"],
         conflict_same_country=row["conflict_same_country"],

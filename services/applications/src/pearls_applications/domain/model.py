@@ -57,6 +57,8 @@ def normalise_city(name: str) -> str:
 class Criterion:
     key: str
     weight: float
+    # What reviewers judge, per language; shown to them, not used in scoring.
+    label: dict[str, str] = field(default_factory=dict, hash=False)
 
 
 @dataclass(frozen=True, slots=True)

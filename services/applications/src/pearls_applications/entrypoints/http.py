@@ -120,7 +120,10 @@ def _call_out(call: Call) -> s.CallOut:
         rubric=s.RubricOut(
             scale_min=call.rubric.scale_min,
             scale_max=call.rubric.scale_max,
-            criteria=[s.CriterionOut(key=c.key, weight=c.weight) for c in call.rubric.criteria],
+            criteria=[
+                s.CriterionOut(key=c.key, weight=c.weight, label=c.label)
+                for c in call.rubric.criteria
+            ],
         ),
         reviews_required=call.reviews_required,
         conflict_same_country=call.conflict_same_country,
@@ -177,7 +180,10 @@ async def create_call(body: s.CallIn, who: Coordinator, service: Service) -> s.C
         rubric=Rubric(
             body.rubric.scale_min,
             body.rubric.scale_max,
-            tuple(Criterion(c.key, c.weight) for c in body.rubric.criteria),
+            tuple(
+                Criterion(c.key, c.weight, {str(lang): text for lang, text in c.label.items()})
+                for c in body.rubric.criteria
+            ),
         ),
         reviews_required=body.reviews_required,
         conflict_same_country=body.conflict_same_country,

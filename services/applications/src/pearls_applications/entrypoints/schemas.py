@@ -157,6 +157,7 @@ class CallIn(_In):
 class CriterionOut(_Out):
     key: str
     weight: float
+    label: dict[str, str] = Field(description="What reviewers judge, per language.")
 
 
 class RubricOut(_Out):
