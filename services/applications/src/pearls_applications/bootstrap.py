@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 from collections.abc import AsyncIterator
+from typing import Any
 
 import structlog
 from fastapi import FastAPI, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from pearls_applications.config import Settings
@@ -21,6 +25,14 @@ from pearls_shared.settings import DeliverySettings, KafkaSettings
 
 SERVICE = "applications"
 log = structlog.get_logger(__name__)
+
+
+class _RefusalResponse(JSONResponse):
+    """Errors echo the client's input, which may hold a lone surrogate (legal as a JSON
+    escape, not encodable as UTF-8): escaped as ASCII, the 4xx is still sent."""
+
+    def render(self, content: Any) -> bytes:
+        return json.dumps(content, ensure_ascii=True, separators=(",", ":")).encode()
 
 
 async def _run_schedule(service: Applications, interval: float, stop: asyncio.Event) -> None:
@@ -78,7 +90,11 @@ def create_app(
     @app.exception_handler(DomainError)
     async def _refused(request: Request, exc: DomainError) -> JSONResponse:
         headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
-        return JSONResponse({"detail": exc.detail()}, status_code=exc.status, headers=headers)
+        return _RefusalResponse({"detail": exc.detail()}, status_code=exc.status, headers=headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        return _RefusalResponse({"detail": jsonable_encoder(exc.errors())}, status_code=422)
 
     async def ready() -> bool:
         runtime = getattr(app.state, "runtime", None)

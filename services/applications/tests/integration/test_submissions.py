@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import uuid
 
 import asyncpg
@@ -344,3 +345,46 @@ async def test_concurrent_retries_with_one_idempotency_key_get_one_answer(servic
     assert len({r.json()["application_id"] for r in responses}) == 1
     assert len({r.json()["applicant_token"] for r in responses}) == 1
     assert await count_rows(service.dsn, "applications") == 1
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "loc"),
+    [
+        # Text the database could not store (a lone UTF-16 surrogate, legal as a JSON escape).
+        ("motivation", "Culture \ud800 first", ["body", "motivation"]),
+        # A refused value is echoed in the error, which must still be sent.
+        ("country", "L\ud800", ["body", "country"]),
+    ],
+)
+async def test_a_lone_surrogate_is_refused_naming_the_field(service, field, value, loc):
+    call = await service.create_call()
+    body = json.dumps(service.application_body(**{field: value}))  # escapes it as \\ud800
+    response = await service.client.post(
+        f"/calls/{call['call_id']}/applications",
+        content=body.encode(),
+        headers={"Content-Type": "application/json"},
+    )
+    assert response.status_code == 422, response.text
+    assert response.json()["detail"][0]["loc"] == loc
+    assert await count_rows(service.dsn, "applications") == 0
+
+
+async def test_a_review_score_key_that_is_not_valid_unicode_is_refused(service):
+    call = await service.create_call(reviews_required=1)
+    receipt = await service.submit(call["call_id"])
+    app_id = receipt["application_id"]
+    assigned = await service.client.post(
+        f"/applications/{app_id}/assignments",
+        json={"reviewer_id": "rev-gdansk"},
+        headers=service.as_coordinator(),
+    )
+    assert assigned.status_code == 201
+    await service.close(call["call_id"])
+    body = {"scores": {"relevance": 3, "commitment": 3, "x\udfff": 1}, "comment": "Fine."}
+    response = await service.client.post(
+        f"/applications/{app_id}/reviews",
+        content=json.dumps(body).encode(),
+        headers={**service.as_reviewer("rev-gdansk"), "Content-Type": "application/json"},
+    )
+    assert response.status_code == 422, response.text
+    assert response.json()["detail"][0]["loc"][:2] == ["body", "scores"]

@@ -2,7 +2,8 @@
 
 Text is checked here for shape and size; rules that depend on the call
 (eligibility, themes, rubric) are the domain's. PostgreSQL refuses NUL
-characters in text and JSON, so every free text refuses them up front.
+characters in text and JSON, and UTF-8 cannot carry a lone surrogate (legal as
+a JSON escape), so every free text refuses both up front.
 """
 
 from __future__ import annotations
@@ -38,6 +39,8 @@ from pearls_shared.events.common import (
 def _no_nul(value: str) -> str:
     if "\x00" in value:
         raise ValueError("must not contain NUL characters")
+    if any("\ud800" <= ch <= "\udfff" for ch in value):
+        raise ValueError("must be valid Unicode (no lone surrogates)")
     return value
 
 
