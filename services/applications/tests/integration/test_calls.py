@@ -94,6 +94,9 @@ async def test_a_coordinator_closes_a_call_early(service):
         ),
         ({"closes_at": "2020-01-01T00:00:00+00:00"}, ["body", "closes_at"], "future"),
         ({"closes_at": "2030-01-01T00:00:00"}, ["body", "closes_at"], "timezone_aware"),
+        # Times that leave the representable range once converted to UTC.
+        ({"closes_at": "9999-12-31T23:59:59-12:00"}, ["body", "closes_at"], "value_error"),
+        ({"opens_at": "0001-01-01T00:00:00+14:00"}, ["body", "opens_at"], "value_error"),
         ({"themes": ["Not A Slug"]}, ["body", "themes", 0], "string_pattern_mismatch"),
         (
             {"eligible_countries": ["lv"]},

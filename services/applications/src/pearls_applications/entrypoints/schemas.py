@@ -9,7 +9,7 @@ a JSON escape), so every free text refuses both up front.
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -148,6 +148,17 @@ class CallIn(_In):
             ]
         }
     )
+
+    @field_validator("opens_at", "closes_at")
+    @classmethod
+    def _representable(cls, value: datetime | None) -> datetime | None:
+        # Stored in UTC: a time near year 1 or 9999 may not survive the conversion.
+        if value is not None:
+            try:
+                value.astimezone(UTC)
+            except OverflowError:
+                raise ValueError("must lie within years 1..9999 in UTC") from None
+        return value
 
     @field_validator("public_url")
     @classmethod
