@@ -224,6 +224,34 @@ async def test_daily_digest_bundles_held_progress_mail_into_one_email(
     assert [r["status"] for r in rows] == ["digested", "digested"]
 
 
+async def test_opting_out_drops_the_items_already_held_for_the_digest(
+    start_service: Any, publisher: Any, smtp_sink: Any, personalize: Any
+) -> None:
+    service = await start_service()
+    reached = personalize(sample(REACHED))
+    mentor = reached.mentor.email
+    put = await service.client.put(
+        f"/preferences/{mentor}", json={"category": "progress", "mode": "digest"}, headers=AUTH
+    )
+    assert put.status_code == 200
+    envelope = await publisher.publish(reached)
+
+    async def held() -> bool:
+        rows = await service.fetch("SELECT status FROM deliveries WHERE event_id = $1", envelope.id)
+        return [r["status"] for r in rows] == ["digest"]
+
+    await wait_for(held, within=60, what="the progress item held for the digest")
+    off = await service.client.put(
+        f"/preferences/{mentor}", json={"category": "progress", "mode": "off"}, headers=AUTH
+    )
+    assert off.status_code == 200
+    sender = service.app.state.sender
+    assert await sender.compose_digests(datetime.now(UTC) + timedelta(seconds=1)) == 0
+    rows = await service.fetch("SELECT status FROM deliveries WHERE event_id = $1", envelope.id)
+    assert [r["status"] for r in rows] == ["suppressed"]
+    assert smtp_sink.to(mentor) == []
+
+
 async def _truthy(value: Any) -> Any:
     return value
 

@@ -160,6 +160,17 @@ async def set_preference(conn: Conn, recipient: str, category: Category, mode: M
     )
 
 
+async def suppress_held(conn: Conn, recipient: str, category: Category) -> int:
+    """Held digest items of a category the recipient has just switched off."""
+    result = await conn.execute(
+        "UPDATE deliveries SET status = 'suppressed'"
+        " WHERE recipient = $1 AND category = $2 AND status = 'digest'",
+        recipient.lower(),
+        category.value,
+    )
+    return int(result.split()[-1])
+
+
 # --- deliveries ---------------------------------------------------------------
 
 DELIVERY_COLUMNS = (

@@ -152,3 +152,6 @@ async def change_preference(conn: Conn, recipient: str, category: Category, mode
         raise Conflict("category: essential mail cannot be switched off or bundled")
     async with conn.transaction():
         await repo.set_preference(conn, recipient, category, mode)
+        if mode is Mode.OFF:
+            # Items already held for the digest must not arrive after the opt-out.
+            await repo.suppress_held(conn, recipient, category)
