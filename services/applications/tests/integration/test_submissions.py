@@ -388,3 +388,18 @@ async def test_a_review_score_key_that_is_not_valid_unicode_is_refused(service):
     )
     assert response.status_code == 422, response.text
     assert response.json()["detail"][0]["loc"][:2] == ["body", "scores"]
+
+
+async def test_an_update_must_change_something_and_null_is_no_value(service):
+    call = await service.create_call()
+    receipt = await service.submit(call["call_id"])
+    url = f"/applications/{receipt['application_id']}"
+    token = {"Authorization": f"Bearer {receipt['applicant_token']}"}
+    empty = await service.client.patch(url, json={}, headers=token)
+    assert empty.status_code == 422, empty.text
+    assert empty.json()["detail"][0]["loc"] == ["body"]
+    null = await service.client.patch(url, json={"population": None}, headers=token)
+    assert null.status_code == 422, null.text
+    assert null.json()["detail"][0]["loc"] == ["body", "population"]
+    audit = await service.client.get(f"{url}/audit", headers=service.as_coordinator())
+    assert [e["action"] for e in audit.json()] == ["submitted"]

@@ -22,6 +22,7 @@ from pydantic import (
     Field,
     StringConstraints,
     field_validator,
+    model_validator,
 )
 
 from pearls_applications.domain.model import Decision, OrganisationType, PlaceKind, ReasonCode
@@ -295,6 +296,20 @@ class ApplicationPatch(_ApplicationFields):
     motivation: LongText | None = None
     challenges: LongText | None = None
     commitments: LongText | None = None
+
+    # Omitted means "keep"; an explicit null would be silently ignored, so it is refused.
+    @field_validator("*")
+    @classmethod
+    def _not_null(cls, value: Any) -> Any:
+        if value is None:
+            raise ValueError("omit a field to keep it; null is not a value")
+        return value
+
+    @model_validator(mode="after")
+    def _changes_something(self) -> ApplicationPatch:
+        if not self.model_fields_set:
+            raise ValueError("give at least one field to change")
+        return self
 
 
 class Receipt(BaseModel):
