@@ -412,3 +412,15 @@ async def test_coordinators_register_reviewers_who_then_review(service):
     )
     assert scored.status_code == 201 and scored.json()["application_score"] == 50.0
     assert (await service.client.get("/reviewers", headers=token)).status_code == 403
+
+
+async def test_trails_and_reviews_of_unknown_ids_are_404_not_empty(service):
+    unknown = uuid.uuid4()
+    for path, loc in [
+        (f"/applications/{unknown}/audit", ["path", "application_id"]),
+        (f"/applications/{unknown}/reviews", ["path", "application_id"]),
+        (f"/calls/{unknown}/audit", ["path", "call_id"]),
+    ]:
+        response = await service.client.get(path, headers=service.as_coordinator())
+        assert response.status_code == 404, path
+        assert response.json()["detail"][0]["loc"] == loc

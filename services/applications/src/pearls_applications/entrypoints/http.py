@@ -261,6 +261,7 @@ async def call_audit(
     call_id: CallId, _: Coordinator, service: Service, limit: Limit = 100, offset: Offset = 0
 ) -> list[s.AuditOut]:
     async with service.pool.acquire() as conn:
+        await repo.load_call(conn, call_id)  # 404 for an unknown call, not an empty trail
         rows = await repo.read_audit(
             conn, call_id=call_id, application_id=None, limit=limit, offset=offset
         )
@@ -482,6 +483,7 @@ async def reviews(
     application_id: ApplicationId, _: Coordinator, service: Service
 ) -> list[s.ReviewOut]:
     async with service.pool.acquire() as conn:
+        await repo.call_of(conn, application_id)  # 404 for an unknown application
         rows = await repo.reviews_of(conn, application_id)
     return [s.ReviewOut.model_validate(dict(r)) for r in rows]
 
@@ -520,6 +522,7 @@ async def application_audit(
     offset: Offset = 0,
 ) -> list[s.AuditOut]:
     async with service.pool.acquire() as conn:
+        await repo.call_of(conn, application_id)  # 404 for an unknown application
         rows = await repo.read_audit(
             conn, call_id=None, application_id=application_id, limit=limit, offset=offset
         )
