@@ -8,6 +8,7 @@ from email.message import EmailMessage
 from email.parser import BytesParser
 
 import pytest
+from aiosmtplib.email import flatten_message
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -81,6 +82,23 @@ def test_one_click_unsubscribe_headers_per_rfc_8058() -> None:
     parsed = parse(build_message(envelope("A", "S", "https://p.example/unsubscribe?t=1")))
     assert parsed["List-Unsubscribe"] == "<https://p.example/unsubscribe?t=1>"
     assert parsed["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+
+
+def test_a_real_length_unsubscribe_url_is_sent_as_is_never_as_an_encoded_word() -> None:
+    # RFC 2369/8058 want "<URL>"; an RFC 2047 "=?utf-8?q?=3Chttp...?=" is no URL to a client.
+    url = (
+        "https://notifications.bsr-cultural-pearls.example/unsubscribe?recipient="
+        "mentor.anna.kowalska%2Bproject%40gdansk-culture.example&category=progress&token="
+        + "0123456789abcdef"
+        * 4
+    )
+    msg = build_message(envelope("A", "S", url))
+    for raw in (msg.as_bytes(), flatten_message(msg)):  # ours and what aiosmtplib sends
+        head = raw.split(b"\r\n\r\n", 1)[0].decode("ascii")
+        assert f"\r\nList-Unsubscribe: <{url}>\r\n" in head
+        assert "=?" not in head
+        assert all(len(line) <= 998 for line in head.split("\r\n"))
+    assert str(parse(msg)["List-Unsubscribe"]) == f"<{url}>"
 
 
 @pytest.mark.parametrize("payload", PAYLOADS)

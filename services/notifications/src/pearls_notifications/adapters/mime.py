@@ -39,6 +39,30 @@ def one_line(value: str) -> str:
     return flat.replace("=?", "= ?")
 
 
+class UnfoldedHeader(str):
+    """An ASCII header value written on one line exactly as given.
+
+    The email package folds any header line longer than 78 characters and, when
+    a word does not fit, RFC 2047-encodes it; a ``List-Unsubscribe`` URL (with
+    its 64-character token) always is such a word, and "=?utf-8?q?=3Chttp…?="
+    is no URL to a mail client. A value with a ``name`` is stored and folded by
+    itself (``EmailPolicy.header_store_parse`` / ``fold``), under every policy,
+    including the one aiosmtplib flattens with.
+    """
+
+    name: str
+
+    def __new__(cls, name: str, value: str) -> UnfoldedHeader:
+        if not value.isascii() or _LINE_BREAKS.search(value) or len(name) + len(value) > 996:
+            raise HeaderInjection(f"{name}: must be one ASCII line of at most 998 characters")
+        header = super().__new__(cls, value)
+        header.name = name
+        return header
+
+    def fold(self, *, policy: policy.Policy) -> str:
+        return f"{self.name}: {self}{policy.linesep}"
+
+
 @dataclass(frozen=True, slots=True)
 class Envelope:
     sender_email: str
@@ -65,7 +89,7 @@ def build_message(env: Envelope) -> EmailMessage:
     msg["Auto-Submitted"] = "auto-generated"  # RFC 3834: no auto-replies to us, please
     if env.unsubscribe_url:
         # RFC 8058 one-click: the client POSTs "List-Unsubscribe=One-Click" to the URL.
-        msg["List-Unsubscribe"] = f"<{env.unsubscribe_url}>"
+        msg["List-Unsubscribe"] = UnfoldedHeader("List-Unsubscribe", f"<{env.unsubscribe_url}>")
         msg["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
     for name, value in env.extra_headers:
         msg[name] = one_line(value)
