@@ -403,3 +403,24 @@ async def test_an_update_must_change_something_and_null_is_no_value(service):
     assert null.json()["detail"][0]["loc"] == ["body", "population"]
     audit = await service.client.get(f"{url}/audit", headers=service.as_coordinator())
     assert [e["action"] for e in audit.json()] == ["submitted"]
+
+
+async def test_concurrent_updates_of_different_fields_both_stay(service):
+    call = await service.create_call()
+    receipt = await service.submit(call["call_id"])
+    url = f"/applications/{receipt['application_id']}"
+    token = {"Authorization": f"Bearer {receipt['applicant_token']}"}
+    changes = [
+        {"population": 11_111},
+        {"themes": ["digital_participation"]},
+        {"motivation": "Culture keeps our young people here."},
+        {"organisation_name": "Kuldīga Culture Office"},
+    ]
+    responses = await asyncio.gather(
+        *(service.client.patch(url, json=change, headers=token) for change in changes)
+    )
+    assert [r.status_code for r in responses] == [200] * len(changes)
+    final = (await service.client.get(url, headers=token)).json()
+    for change in changes:
+        for name, value in change.items():
+            assert final[name] == value, name

@@ -241,7 +241,9 @@ class Applications:
     ) -> Application:
         async with self.pool.acquire() as conn, conn.transaction():
             call_id = await repo.call_of(conn, application_id)
-            book = await repo.load_book(conn, call_id, "share")
+            # The whole row is written back: two updates at once must not both start
+            # from the old row (one would undo the other), so they take turns.
+            book = await repo.load_book(conn, call_id, "update")
             book.update(application_id, changes, self.clock())
             await self._persist(conn, book, correlation_id)
         return book.applications[application_id]
