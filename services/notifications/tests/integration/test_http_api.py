@@ -3,6 +3,7 @@ recipients' one-click unsubscribe and daily digest, against the running service.
 
 from __future__ import annotations
 
+import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import parse_qs, urlparse
@@ -250,6 +251,44 @@ async def test_opting_out_drops_the_items_already_held_for_the_digest(
     rows = await service.fetch("SELECT status FROM deliveries WHERE event_id = $1", envelope.id)
     assert [r["status"] for r in rows] == ["suppressed"]
     assert smtp_sink.to(mentor) == []
+
+
+async def test_a_digest_to_a_long_address_goes_out_once(
+    start_service: Any, publisher: Any, smtp_sink: Any, tag: str
+) -> None:
+    # A valid address of 200+ characters: the digest's cause id must still fit the contract.
+    mentor = f"mentor.{'k' * 30}+{tag}@{'a' * 60}.{'b' * 60}.{'c' * 30}.example"
+    service = await start_service()
+    put = await service.client.put(
+        f"/preferences/{mentor}", json={"category": "progress", "mode": "digest"}, headers=AUTH
+    )
+    assert put.status_code == 200
+    reached = sample(REACHED)
+    reached = reached.model_copy(
+        update={
+            "participant_id": uuid.uuid4(),
+            "mentor": reached.mentor.model_copy(update={"email": mentor}),
+        }
+    )
+    envelope = await publisher.publish(reached)
+
+    async def held() -> bool:
+        rows = await service.fetch("SELECT status FROM deliveries WHERE event_id = $1", envelope.id)
+        return [r["status"] for r in rows] == ["digest"]
+
+    await wait_for(held, within=60, what="the progress item held for the digest")
+    sender = service.app.state.sender
+    assert await sender.compose_digests(datetime.now(UTC) + timedelta(seconds=1)) == 1
+
+    async def digest_sent() -> bool:
+        rows = await service.fetch(
+            "SELECT status FROM deliveries WHERE recipient = $1 AND template = 'daily_digest'",
+            mentor,
+        )
+        return [r["status"] for r in rows] == ["sent"]
+
+    await wait_for(digest_sent, within=60, what="the digest recorded as sent")
+    assert len(smtp_sink.to(mentor)) == 1
 
 
 async def _truthy(value: Any) -> Any:

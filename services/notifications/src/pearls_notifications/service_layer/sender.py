@@ -14,6 +14,7 @@ that any mail client or audit can detect, never a lost e-mail.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -272,7 +273,10 @@ class Sender:
         self, conn: asyncpg.Connection[Any], who: asyncpg.Record, cutoff: datetime
     ) -> int:
         recipient = who["recipient"]
-        event_id = f"digest:{recipient}:{cutoff.date().isoformat()}"
+        # Stands in for the causing event's id: deterministic per recipient and day, and
+        # short whatever the address (the contract caps cause_event_id at 200 characters).
+        who_hash = hashlib.sha256(recipient.encode()).hexdigest()[:32]
+        event_id = f"digest:{cutoff.date().isoformat()}:{who_hash}"
         digest_id = uuid.uuid4()
         items = await repo.take_digest_items(conn, recipient, cutoff, digest_id)
         if not items:
