@@ -24,6 +24,7 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+from pydantic.json_schema import SkipJsonSchema
 
 from pearls_applications.domain.model import Decision, OrganisationType, PlaceKind, ReasonCode
 from pearls_shared.events.common import (
@@ -286,16 +287,19 @@ class ApplicationIn(_ApplicationFields):
 class ApplicationPatch(_ApplicationFields):
     """Fields to change while the call is open; the city and country stay."""
 
-    place_kind: PlaceKind | None = None
-    population: int | None = Field(default=None, ge=1, le=100_000_000)
-    organisation_name: ShortText | None = None
-    organisation_type: OrganisationType | None = None
-    contacts: Contacts | None = None
-    themes: Themes | None = None
-    languages: Languages | None = None
-    motivation: LongText | None = None
-    challenges: LongText | None = None
-    commitments: LongText | None = None
+    model_config = ConfigDict(json_schema_extra={"minProperties": 1})
+
+    # ``None`` only marks "omitted"; the schema does not offer null as a value.
+    place_kind: PlaceKind | SkipJsonSchema[None] = None
+    population: Annotated[int, Field(ge=1, le=100_000_000)] | SkipJsonSchema[None] = None
+    organisation_name: ShortText | SkipJsonSchema[None] = None
+    organisation_type: OrganisationType | SkipJsonSchema[None] = None
+    contacts: Contacts | SkipJsonSchema[None] = None
+    themes: Themes | SkipJsonSchema[None] = None
+    languages: Languages | SkipJsonSchema[None] = None
+    motivation: LongText | SkipJsonSchema[None] = None
+    challenges: LongText | SkipJsonSchema[None] = None
+    commitments: LongText | SkipJsonSchema[None] = None
 
     # Omitted means "keep"; an explicit null would be silently ignored, so it is refused.
     @field_validator("*")
