@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -124,3 +126,31 @@ async def test_only_coordinators_create_calls(service):
     assert (await service.client.post("/calls", json=body, headers=reviewer)).status_code == 403
     second = {"Authorization": "Bearer second-coordinator-tok"}
     assert (await service.client.post("/calls", json=body, headers=second)).status_code == 201
+
+
+async def test_several_schedulers_at_once_close_a_due_call_exactly_once(service):
+    """Replicas each run the scheduler: a due call is closed and announced once."""
+    from pearls_applications.service_layer.handlers import Applications
+    from pearls_shared.db import create_pool
+    from pearls_shared.settings import PostgresSettings
+
+    call = await service.create_call()  # closes in 30 days: the app's own scheduler waits
+    later = datetime.now(UTC) + timedelta(days=31)
+    pool = await create_pool(PostgresSettings(database_url=service.dsn))
+    try:
+        replicas = [Applications(pool, clock=lambda: later) for _ in range(4)]
+        changed = await asyncio.gather(*(r.run_schedule() for r in replicas))
+        assert sum(changed) == 1
+        async with pool.acquire() as conn:
+            closed_events = await conn.fetchval(
+                "SELECT count(*) FROM outbox WHERE message_key = $1"
+                " AND headers::text LIKE '%pearls.call.closed%'",
+                call["call_id"].encode(),
+            )
+            closed_audits = await conn.fetchval(
+                "SELECT count(*) FROM audit_log WHERE call_id = $1 AND action = 'call_closed'",
+                uuid.UUID(call["call_id"]),
+            )
+    finally:
+        await pool.close()
+    assert closed_events == 1 and closed_audits == 1
