@@ -94,6 +94,18 @@ class Settings(BaseSettings):
     log_json: bool = Field(default=True, description="JSON log lines (false: console).")
     migrations_dir: Path = Field(default=MIGRATIONS_DIR, description="Service SQL migrations.")
 
+    @model_validator(mode="after")
+    def _distinct(self) -> Settings:
+        # A shared token or id would make the audit trail name the wrong person.
+        for kind, entries in (("coordinator", self.coordinators), ("reviewer", self.reviewers)):
+            ids = [e.id for e in entries]
+            if len(set(ids)) != len(ids):
+                raise ValueError(f"every {kind} id must be given once")
+        digests = [e.digest for e in [*self.coordinators, *self.reviewers]]
+        if len(set(digests)) != len(digests):
+            raise ValueError("every coordinator and reviewer needs a token of its own")
+        return self
+
     def postgres(self) -> PostgresSettings:
         return PostgresSettings(database_url=self.database_url)
 

@@ -50,3 +50,25 @@ def test_an_entry_without_any_token_is_refused():
         CoordinatorEntry(id="anna")
     with pytest.raises(ValidationError):
         CoordinatorEntry(id="anna", token_sha256="not-hex")
+
+
+def test_a_token_or_id_given_twice_is_refused():
+    anna = {"id": "anna", "token": "token-of-anna-0123456789"}
+    # One token for two people: the audit trail could not tell who acted.
+    with pytest.raises(ValidationError, match="token"):
+        Settings(coordinators=[anna, {"id": "jonas", "token": "token-of-anna-0123456789"}])
+    with pytest.raises(ValidationError, match="token"):
+        Settings(
+            coordinators=[anna],
+            reviewers=[
+                {
+                    "id": "r1",
+                    "name": "Rūta",
+                    "city_name": "Kaunas",
+                    "country": "LT",
+                    "token": "token-of-anna-0123456789",
+                }
+            ],
+        )
+    with pytest.raises(ValidationError, match="id"):
+        Settings(coordinators=[anna, {"id": "anna", "token": "another-token-0123456789"}])
