@@ -209,3 +209,17 @@ def test_rejection_needs_a_reason_and_withdrawn_is_final():
     for decision in ("accept", "reject", "waitlist"):
         with pytest.raises(Conflict):
             book.decide(app.id, decision, NOW, "c", reason="r")  # type: ignore[arg-type]
+
+
+def test_a_reason_code_goes_with_a_rejection_only():
+    book = CallBook(make_call())
+    app = make_application(book.call)
+    book.submit(app, NOW)
+    book.close(NOW, "c")
+    for decision in ("accept", "waitlist"):
+        with pytest.raises(Invalid) as refused:
+            book.decide(app.id, decision, NOW, "c", reason_code="ineligible")  # type: ignore[arg-type]
+        assert refused.value.loc == ("body", "reason_code")
+    assert app.status == "submitted"
+    book.decide(app.id, "reject", NOW, "c", reason_code="ineligible", reason="Too large.")
+    assert app.reason_code == "ineligible"

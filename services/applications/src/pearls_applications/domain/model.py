@@ -400,6 +400,11 @@ class CallBook:
             )
         if decision == "reject" and not (reason and reason.strip()):
             raise Invalid(("body", "reason"), "required", "a rejection needs a reason")
+        if reason_code is not None and decision != "reject":
+            # It would be dropped silently; the coordinator likely meant to reject.
+            raise Invalid(
+                ("body", "reason_code"), "reject_only", "a reason code goes with a rejection only"
+            )
         if decision == "accept":
             self._accept(app, now, actor, from_waitlist=False)
         elif decision == "reject":

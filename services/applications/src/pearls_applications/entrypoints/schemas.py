@@ -451,7 +451,7 @@ class ReviewRecorded(BaseModel):
 class DecisionIn(_In):
     decision: Decision
     reason_code: ReasonCode | None = Field(
-        default=None, description="For rejections; defaults to 'not_selected'."
+        default=None, description="Only with a rejection (else 422); defaults to 'not_selected'."
     )
     reason: LongText | None = Field(default=None, description="Required when rejecting.")
 
