@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from pearls_shared.events.samples import sample
+from pearls_shared.outbox import envelope_for
 from pearls_shared.testing import read_topic, wait_for
 from pearls_shared.topics import NOTIFICATIONS
 
@@ -172,3 +173,25 @@ async def test_a_spent_retry_budget_is_recorded_as_a_temporary_failure(
 
     for data in await wait_for(announced, within=60, what="two pearls.notification.failed"):
         assert data["permanent"] is False and data["attempts"] == 3 and data["smtp_code"] is None
+
+
+async def test_an_email_whose_announcement_cannot_be_recorded_is_never_sent_again_and_again(
+    start_service: Any, publisher: Any, smtp_sink: Any, tag: str, personalize: Any
+) -> None:
+    # A CloudEvent id longer than the contract's cause_event_id allows: were that found
+    # only after the server's 250, every retry would send the e-mail once more.
+    service = await start_service()
+    event = personalize(sample(ACCEPTED))
+    envelope = envelope_for(
+        event, correlation_id="long-id", event_id=f"{uuid.uuid4()}-" + "x" * 250
+    )
+    await publisher.publish(event, envelope=envelope)
+
+    async def tried_three_times() -> bool:
+        rows = await service.fetch(
+            "SELECT attempts FROM deliveries WHERE event_id = $1", envelope.id
+        )
+        return len(rows) == 2 and all(r["attempts"] >= 3 for r in rows)
+
+    await wait_for(tried_three_times, within=60, what="several attempts at both e-mails")
+    assert smtp_sink.tagged(tag) == []

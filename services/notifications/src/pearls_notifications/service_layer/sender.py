@@ -171,6 +171,20 @@ class Sender:
                         unsubscribe_url=link,
                     )
                 )
+                # Validated before sending: after the server's 250 nothing may fail but the
+                # database, or the e-mail would go out again on every retry.
+                announcement = NotificationSent(
+                    recipient=row["recipient"],
+                    notification_id=row["id"],
+                    template=row["template"],
+                    language=rendered.language,
+                    cause_event_id=row["event_id"],
+                    cause_event_type=row["event_type"],
+                    message_id=row["message_id"],
+                    attempts=row["attempts"] + 1,
+                    sent_at=datetime.now(UTC),
+                    digest=row["template"] == DIGEST_TEMPLATE,
+                )
             except Exception as exc:  # a broken template or unsafe header: permanent
                 log.exception("compose_failed")
                 await self._failed(
@@ -183,18 +197,7 @@ class Sender:
                 attempts = await repo.mark_sent(conn, row["id"], now)
                 await record_event(
                     conn,
-                    NotificationSent(
-                        recipient=row["recipient"],
-                        notification_id=row["id"],
-                        template=row["template"],
-                        language=rendered.language,
-                        cause_event_id=row["event_id"],
-                        cause_event_type=row["event_type"],
-                        message_id=row["message_id"],
-                        attempts=attempts,
-                        sent_at=now,
-                        digest=row["template"] == DIGEST_TEMPLATE,
-                    ),
+                    announcement.model_copy(update={"attempts": attempts, "sent_at": now}),
                     correlation_id=row["correlation_id"],
                     causation_id=row["event_id"],
                 )
