@@ -312,7 +312,9 @@ async def test_personal_data_of_finished_emails_is_erased_after_the_retention(
     sender = service.app.state.sender
     assert await sender.erase_old_contexts(datetime.now(UTC)) == 0  # nothing is 90 days old
     later = datetime.now(UTC) + timedelta(days=91)
-    assert await sender.erase_old_contexts(later) == 1
+    # Other events of the shared topics may have finished e-mails in this database
+    # too; what matters is what happened to this event's two rows.
+    assert await sender.erase_old_contexts(later) >= 1
     rows = await service.fetch(
         "SELECT status, recipient, recipient_name, context, message_id FROM deliveries"
         " WHERE event_id = $1 ORDER BY status",
