@@ -45,6 +45,18 @@ class Runtime:
     broker: KafkaBroker
     relay: OutboxRelay | None
     consumers: list[EventConsumer] = field(default_factory=list)
+    relay_task: asyncio.Task[None] | None = None
+
+    async def ready(self) -> bool:
+        """The database answers and the relay task (active or on standby) still runs."""
+        if self.relay_task is not None and self.relay_task.done():
+            return False
+        try:
+            async with self.pool.acquire() as conn:
+                await conn.fetchval("SELECT 1")
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
+            return False
+        return True
 
 
 async def prepare_database(dsn: str, migrations_dir: Path | None) -> list[str]:
@@ -89,6 +101,7 @@ async def service_runtime(
         runtime.consumers.append(consumer)
     stop = asyncio.Event()
     relay_task = asyncio.create_task(relay.run(stop)) if run_relay else None
+    runtime.relay_task = relay_task
     try:
         for consumer in runtime.consumers:
             await consumer.start()
@@ -101,6 +114,9 @@ async def service_runtime(
             await consumer.stop()
         stop.set()
         if relay_task is not None:
-            await relay_task
+            # A relay that already died must not hide the shutdown of the rest.
+            [outcome] = await asyncio.gather(relay_task, return_exceptions=True)
+            if isinstance(outcome, BaseException):
+                log.error("relay_task_ended", error=repr(outcome))
         await pool.close()
         log.info("service_stopped")

@@ -98,14 +98,7 @@ def create_app(
 
     async def ready() -> bool:
         runtime = getattr(app.state, "runtime", None)
-        if runtime is None:
-            return False
-        try:
-            async with runtime.pool.acquire() as conn:
-                await conn.fetchval("SELECT 1")
-        except Exception:
-            return False
-        return True
+        return runtime is not None and await runtime.ready()
 
     install_correlation(app)
     app.include_router(operations_router(ready))

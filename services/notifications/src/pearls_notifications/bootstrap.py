@@ -37,6 +37,7 @@ def create_app(settings: Settings | None = None, kafka: KafkaSettings | None = N
             subscriptions=(subscription(settings),),
         ) as rt:
             app.state.pool = rt.pool
+            app.state.runtime = rt
             if settings.unsubscribe_secret is None:
                 log.warning("unsubscribe_secret_unset", effect="links valid until restart")
             if not settings.token_digests():
@@ -64,16 +65,11 @@ def create_app(settings: Settings | None = None, kafka: KafkaSettings | None = N
     app.state.token_digests = settings.token_digests()
 
     async def ready() -> bool:
-        pool = getattr(app.state, "pool", None)
+        runtime = getattr(app.state, "runtime", None)
         task = getattr(app.state, "sender_task", None)
-        if pool is None or task is None or task.done():
+        if runtime is None or task is None or task.done():
             return False
-        try:
-            async with pool.acquire() as conn:
-                await conn.fetchval("SELECT 1")
-        except Exception:
-            return False
-        return True
+        return bool(await runtime.ready())
 
     install_correlation(app)
     app.include_router(operations_router(ready))
