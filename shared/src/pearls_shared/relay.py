@@ -7,6 +7,11 @@ idempotent producer (``acks=all``), keyed by aggregate id, then marked sent.
 A crash between publish and mark republishes those rows: consumers absorb the
 duplicates through their inbox.
 
+Order per key is the outbox id order. Two transactions that write events of the
+same aggregate must therefore take that aggregate's row lock before inserting
+into the outbox (the services lock the row they change), or the later id could
+commit first and be published first.
+
 The relay wakes on ``NOTIFY pearls_outbox`` (sent by a trigger at commit) and
 polls as a fallback; sent rows older than the retention are purged.
 """
