@@ -180,6 +180,13 @@ class ApplicationAccepted(_ApplicationEvent):
     from_waitlist: bool = Field(
         description="True when the participant moved up from the waitlist after a withdrawal."
     )
+    applicant_token_sha256: str | None = Field(
+        default=None,
+        pattern=r"^[0-9a-f]{64}$",
+        description="Hex SHA-256 of the applicant's bearer token (never the token itself), so"
+        " that the mentoring service recognises the participant when it presents that token."
+        " Null from producers that predate it.",
+    )
 
 
 class ApplicationRejected(_ApplicationEvent):

@@ -24,6 +24,7 @@ from pearls_shared.events.common import (
     MentorRef,
     Milestone,
     Name,
+    Slug,
     Text,
     Themes,
     ThemeSlug,
@@ -85,6 +86,15 @@ class MatchExplanation(Value):
     score: float | None = Field(
         default=None, ge=0, description="Matching score; higher is better. Null when overridden."
     )
+    criteria: dict[Slug, float] = Field(
+        default_factory=dict,
+        description="Points per matching criterion (theme_overlap, cross_border, balanced_load);"
+        " they add up to the score. Empty when overridden.",
+    )
+    constraints_met: tuple[Slug, ...] = Field(
+        default=(),
+        description="Hard constraints checked and met (capacity, shared_language, not_own_city).",
+    )
 
 
 class MentorAssigned(_ParticipantEvent):
@@ -124,6 +134,25 @@ class MentorUnassigned(_ParticipantEvent):
         Field(description="Why the assignment ended.")
     )
     reason: Text | None = Field(default=None, description="Free-text explanation, if any.")
+
+
+class MentorUnmatched(_ParticipantEvent):
+    """No mentor can take a participant now; it waits, and coordinators are asked to act."""
+
+    event_type: ClassVar[str] = "pearls.mentor.unmatched"
+
+    participant_id: uuid.UUID = Field(description=_PARTICIPANT_ID)
+    detected_at: AwareDatetime = Field(description="When the matching found no mentor.")
+    city_name: Name = Field(description=_CITY)
+    country: CountryCode = Field(description=_COUNTRY)
+    languages: Languages = Field(description="The participant's working languages.")
+    themes: Themes = Field(description="The participant's themes.")
+    reasons: tuple[Slug, ...] = Field(
+        min_length=1,
+        description="Why no mentor fits: no_active_mentor, no_shared_language, all_full,"
+        " only_own_city (one or more).",
+    )
+    summary: Text = Field(description="Human-readable explanation, in English.")
 
 
 class SessionParticipant(Value):
@@ -285,6 +314,7 @@ EVENTS: tuple[type[EventData], ...] = (
     MentorRegistered,
     MentorAssigned,
     MentorUnassigned,
+    MentorUnmatched,
     SessionScheduled,
     PlanSubmitted,
     PlanApproved,
