@@ -15,9 +15,10 @@ from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
 
 from pearls_applications.bootstrap import create_app
-from pearls_applications.config import CoordinatorEntry, ReviewerEntry, Settings, hash_token
+from pearls_applications.config import CoordinatorEntry, ReviewerEntry, Settings
 from pearls_shared.settings import DeliverySettings, KafkaSettings
 from pearls_shared.testing import read_topic, wait_for
+from pearls_shared.tokens import hash_token
 from pearls_shared.topics import APPLICATIONS
 
 COORDINATOR = "coordinator-token-0123456789"

@@ -8,12 +8,15 @@ import uuid
 import pytest
 from pydantic import ValidationError
 
-from pearls_applications.config import CoordinatorEntry, Settings, hash_token
+from pearls_applications.config import CoordinatorEntry, Settings
 from pearls_applications.service_layer import tokens
+from pearls_shared.tokens import hash_token, new_token
 
 
 def test_a_sealed_token_opens_only_with_the_same_key_and_application():
-    token, raw = tokens.new_token()
+    token, _ = new_token()
+    raw = tokens.token_raw(token)
+    assert len(raw) == 32 and tokens.token_text(raw) == token
     app_id = uuid.uuid4()
     sealed = tokens.seal(raw, "key-0123456789", app_id)
     assert sealed != raw
@@ -23,7 +26,7 @@ def test_a_sealed_token_opens_only_with_the_same_key_and_application():
 
 
 def test_tokens_are_long_and_fresh():
-    first, second = tokens.new_token()[0], tokens.new_token()[0]
+    first, second = new_token()[0], new_token()[0]
     assert first != second and len(first) == 43
 
 

@@ -1,20 +1,20 @@
 """Who is calling: coordinators and reviewers by bearer token, applicants by their own.
 
 Only SHA-256 digests of tokens are kept (settings and database). Every
-comparison uses ``hmac.compare_digest`` and walks the whole configured list,
-so timing does not tell which entry nearly matched.
+comparison is constant-time and the configured list is walked whole
+(``pearls_shared.tokens``), so timing does not tell which entry nearly matched.
 """
 
 from __future__ import annotations
 
-import hmac
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
 from pearls_applications.adapters import repository as repo
-from pearls_applications.config import CoordinatorEntry, ReviewerEntry, hash_token
+from pearls_applications.config import CoordinatorEntry, ReviewerEntry
+from pearls_shared.tokens import TokenBook, digest_matches, hash_token
 
 Role = Literal["coordinator", "reviewer"]
 
@@ -34,25 +34,21 @@ class Authenticator:
     def __init__(
         self, coordinators: Sequence[CoordinatorEntry], reviewers: Sequence[ReviewerEntry]
     ) -> None:
-        self._staff: list[tuple[bytes, Principal]] = [
-            (c.digest, Principal("coordinator", c.id)) for c in coordinators
-        ] + [(r.digest, Principal("reviewer", r.id)) for r in reviewers]
+        self._staff = TokenBook(
+            [(c.digest, Principal("coordinator", c.id)) for c in coordinators]
+            + [(r.digest, Principal("reviewer", r.id)) for r in reviewers]
+        )
 
     async def identify(self, conn: repo.Conn, token: str) -> Principal | None:
-        digest = hash_token(token)
-        found: Principal | None = None
-        for known, principal in self._staff:
-            if hmac.compare_digest(known, digest) and found is None:
-                found = principal
+        found = self._staff.identify(token)
         if found is not None:
             return found
-        registered = await repo.reviewer_by_token(conn, digest)
-        if registered and hmac.compare_digest(registered[1], digest):
+        registered = await repo.reviewer_by_token(conn, hash_token(token))
+        if registered and digest_matches(registered[1], token):
             return Principal("reviewer", registered[0].id)
         return None
 
     @staticmethod
     async def owns(conn: repo.Conn, application_id: uuid.UUID, token: str) -> bool:
         """Whether ``token`` is the applicant token of that application."""
-        stored = await repo.token_hash_of(conn, application_id)
-        return stored is not None and hmac.compare_digest(stored, hash_token(token))
+        return digest_matches(await repo.token_hash_of(conn, application_id), token)

@@ -20,7 +20,7 @@ import asyncpg
 import structlog
 
 from pearls_applications.adapters import repository as repo
-from pearls_applications.config import ReviewerEntry, hash_token
+from pearls_applications.config import ReviewerEntry
 from pearls_applications.domain.errors import Conflict, Forbidden, Invalid, NotFound
 from pearls_applications.domain.model import (
     SYSTEM,
@@ -37,6 +37,7 @@ from pearls_applications.service_layer import tokens
 from pearls_applications.service_layer.auth import Principal
 from pearls_shared.events.applications import ApplicationReviewed
 from pearls_shared.outbox import record_event
+from pearls_shared.tokens import new_token
 
 log = structlog.get_logger(__name__)
 Clock = Callable[[], datetime]
@@ -182,11 +183,11 @@ class Applications:
                         **fields,
                     )
                     book.submit(app, now)
-                    token, raw = tokens.new_token()
-                    await self._persist(conn, book, correlation_id, new={app.id: hash_token(token)})
+                    token, digest = new_token()
+                    await self._persist(conn, book, correlation_id, new={app.id: digest})
                     if key_hash is not None:
                         assert idempotency_key is not None
-                        sealed = tokens.seal(raw, idempotency_key, app.id)
+                        sealed = tokens.seal(tokens.token_raw(token), idempotency_key, app.id)
                         await repo.insert_idempotent(
                             conn,
                             call_id,
@@ -299,12 +300,12 @@ class Applications:
         return {**registered, **self._configured}
 
     async def register_reviewer(self, reviewer: Reviewer, actor: str) -> str:
-        token, _ = tokens.new_token()
+        token, digest = new_token()
         if reviewer.id in self._configured:
             raise Conflict(("body", "reviewer_id"), "unique", "this reviewer id is configured")
         async with self.pool.acquire() as conn, conn.transaction():
             try:
-                await repo.insert_reviewer(conn, reviewer, hash_token(token), actor)
+                await repo.insert_reviewer(conn, reviewer, digest, actor)
             except asyncpg.UniqueViolationError:
                 raise Conflict(
                     ("body", "reviewer_id"), "unique", "this reviewer id is taken"

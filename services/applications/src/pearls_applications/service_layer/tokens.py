@@ -1,7 +1,8 @@
-"""Applicant tokens, and how an idempotent retry gets its token back.
+"""How an idempotent retry gets its applicant token back.
 
-The database keeps only the token's digest. For a retried submission to
-return the first answer, the token is also kept *sealed*: XOR-ed with an
+Tokens are made by ``pearls_shared.tokens.new_token``; the database keeps
+only the token's digest. For a retried submission to return the first
+answer, the token's raw bytes are also kept *sealed*: XOR-ed with an
 HMAC-SHA256 keystream derived from the client's Idempotency-Key (which the
 server never stores in clear). Only a client presenting that key again can
 unseal it; the table alone reveals nothing.
@@ -12,18 +13,17 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-import secrets
 import uuid
 
 
-def new_token() -> tuple[str, bytes]:
-    """A fresh applicant token (URL-safe text) and its raw bytes."""
-    raw = secrets.token_bytes(32)
-    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode(), raw
-
-
 def token_text(raw: bytes) -> str:
+    """The token's URL-safe text from its raw bytes."""
     return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+
+
+def token_raw(text: str) -> bytes:
+    """The raw bytes of a token's text (what is sealed), undoing ``token_text``."""
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 
 def _keystream(idempotency_key: str, application_id: uuid.UUID) -> bytes:
