@@ -62,7 +62,7 @@ def create_app(settings: Settings | None = None, kafka: KafkaSettings | None = N
         lifespan=lifespan,
     )
     app.state.settings = settings
-    app.state.token_digests = settings.token_digests()
+    app.state.coordinator_tokens = settings.coordinator_book()
 
     async def ready() -> bool:
         runtime = getattr(app.state, "runtime", None)

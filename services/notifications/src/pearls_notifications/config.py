@@ -7,7 +7,6 @@ its SHA-256 digest, so the plain token is stored nowhere on the server.
 
 from __future__ import annotations
 
-import hashlib
 import secrets
 from pathlib import Path
 from typing import Literal, Self
@@ -17,6 +16,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from pearls_shared.events.common import LanguageCode
 from pearls_shared.settings import DeliverySettings, PostgresSettings
+from pearls_shared.tokens import TokenBook, hash_token
 
 MIGRATIONS_DIR = Path(__file__).resolve().parents[2] / "migrations"
 
@@ -134,8 +134,12 @@ class Settings(BaseSettings):
                     raise ValueError("coordinator_tokens: 'sha256:' must be followed by 64 hex")
                 digests.append(bytes.fromhex(digest))
             else:
-                digests.append(hashlib.sha256(entry.encode()).digest())
+                digests.append(hash_token(entry))
         return tuple(digests)
+
+    def coordinator_book(self) -> TokenBook[str]:
+        """Constant-time lookup of the coordinators' tokens (every one answers "coordinator")."""
+        return TokenBook((digest, "coordinator") for digest in self.token_digests())
 
     def postgres(self) -> PostgresSettings:
         return PostgresSettings(database_url=self.database_url)

@@ -63,5 +63,9 @@ def test_coordinator_tokens_are_kept_as_digests_only() -> None:
     s = Settings(coordinator_tokens=f" a , sha256:{digest.upper()},")
     assert s.token_digests() == (hashlib.sha256(b"a").digest(), bytes.fromhex(digest))
     assert Settings().token_digests() == ()
+    book = s.coordinator_book()
+    assert book.identify("a") == book.identify("b") == "coordinator"
+    assert book.identify(f"sha256:{digest}") is None  # the digest itself is no token
+    assert Settings().coordinator_book().identify("a") is None
     with pytest.raises(ValidationError, match="64 hex"):
         Settings(coordinator_tokens="sha256:abc")

@@ -2,14 +2,13 @@
 
 Coordinator endpoints need ``Authorization: Bearer <token>``; the server keeps
 only SHA-256 digests of the tokens (settings ``api_token_sha256`` and
-``coordinator_tokens``) and compares digests in constant time. The unsubscribe
-endpoints are authorised by the link's HMAC.
+``coordinator_tokens``) and compares digests in constant time
+(``pearls_shared.tokens.TokenBook``). The unsubscribe endpoints are authorised
+by the link's HMAC.
 """
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import html
 import uuid
 from datetime import datetime
@@ -26,6 +25,7 @@ from pearls_notifications.config import Settings
 from pearls_notifications.domain import unsubscribe
 from pearls_notifications.domain.model import OPTIONAL_CATEGORIES, Category, Mode
 from pearls_notifications.service_layer import handlers
+from pearls_shared.tokens import TokenBook
 
 _bearer = HTTPBearer(auto_error=False, description="The coordinators' API token.")
 
@@ -44,11 +44,9 @@ def require_coordinator(
     request: Request,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> None:
-    digests = request.app.state.token_digests
-    given = hashlib.sha256((credentials.credentials if credentials else "").encode()).digest()
-    # Compare with every configured digest (no early exit): timing tells nothing.
-    matches = [hmac.compare_digest(given, d) for d in digests]
-    if not (credentials and any(matches)):
+    book: TokenBook[str] = request.app.state.coordinator_tokens
+    # Compares with every configured digest (no early exit): timing tells nothing.
+    if book.identify(credentials.credentials if credentials else "") is None:
         raise HTTPException(
             status.HTTP_401_UNAUTHORIZED,
             detail="Authorization: a valid coordinator bearer token is required",
