@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import json
 import uuid
 
 import asyncpg
@@ -275,6 +277,15 @@ async def test_decisions_respect_places_and_a_withdrawal_promotes_the_best_waitl
     first = by[(app["Kuldīga"], "pearls.application.accepted")]
     assert first.data["rank"] == 1 and first.data["from_waitlist"] is False
     assert first.data["score"] == pytest.approx(83.33, abs=0.01)
+    # Accepted directly or moved up: each event carries the digest of that applicant's
+    # own token (so mentoring recognises the participant), never the token itself.
+    for city in ("Kuldīga", "Valmiera", "Karlshamn"):
+        token = ids[city]["applicant_token"]
+        accepted_event = by[(app[city], "pearls.application.accepted")]
+        digest = hashlib.sha256(token.encode()).hexdigest()
+        assert accepted_event.data["applicant_token_sha256"] == digest
+        assert token not in json.dumps(accepted_event.data)
+    assert not any("token" in field for field in promoted.json())
 
     trail = await audit(service, app["Karlshamn"])
     assert [(e["actor"], e["action"]) for e in trail][-2:] == [

@@ -197,6 +197,24 @@ def test_a_withdrawn_acceptance_promotes_the_best_ranked_waitlisted():
     assert book.audit[-1].actor == "system"
 
 
+def test_an_accepted_event_carries_the_applicant_token_digest_never_the_token():
+    book = CallBook(make_call(places=1))
+    first, second = (make_application(book.call, c) for c in ("A-town", "B-town"))
+    first.token_sha256, second.token_sha256 = b"\x01" * 32, b"\x02" * 32
+    for app in (first, second):
+        book.submit(app, NOW)
+    book.close(NOW, "coordinator:anna")
+    book.decide(first.id, "accept", NOW, "coordinator:anna")
+    book.decide(second.id, "waitlist", NOW, "coordinator:anna")
+    book.withdraw(first.id, NOW, None)
+    accepted = [e for e in book.events if e.event_type == "pearls.application.accepted"]
+    assert [(e.application_id, e.applicant_token_sha256) for e in accepted] == [
+        (first.id, "01" * 32),
+        (second.id, "02" * 32),
+    ]
+    assert "token_sha256" not in repr(first)
+
+
 def test_rejection_needs_a_reason_and_withdrawn_is_final():
     book = CallBook(make_call())
     app = make_application(book.call)

@@ -168,6 +168,7 @@ def _application(row: asyncpg.Record) -> Application:
         decision_reason=row["decision_reason"],
         from_waitlist=row["from_waitlist"],
         withdrawn_reason=row["withdrawn_reason"],
+        token_sha256=bytes(row["token_hash"]),
     )
 
 

@@ -169,6 +169,9 @@ class Application:
     decision_reason: str | None = None
     from_waitlist: bool = False
     withdrawn_reason: str | None = None
+    # SHA-256 of the applicant's bearer token (never the token): the accepted
+    # event carries it so other services recognise the participant's token.
+    token_sha256: bytes | None = field(default=None, repr=False)
 
     @property
     def city_key(self) -> str:
@@ -475,6 +478,7 @@ class CallBook:
                 rank=self.rank_of(app.id),
                 score=app.score,
                 from_waitlist=from_waitlist,
+                applicant_token_sha256=app.token_sha256.hex() if app.token_sha256 else None,
             )
         )
 

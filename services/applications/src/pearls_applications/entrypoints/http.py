@@ -136,6 +136,7 @@ def _call_out(call: Call) -> s.CallOut:
 def _application_out(app: Application, rank: int | None = None) -> s.ApplicationOut:
     fields = asdict(app)
     fields["application_id"] = fields.pop("id")
+    del fields["token_sha256"]  # the applicant's token digest is no one's business
     fields["contacts"] = [c.model_dump(mode="json") for c in app.contacts]
     return s.ApplicationOut.model_validate({**fields, "rank": rank})
 

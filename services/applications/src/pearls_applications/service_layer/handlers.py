@@ -175,15 +175,16 @@ class Applications:
                             return replay
                     now = self.clock()
                     book = await repo.load_book(conn, call_id, "share")
+                    token, digest = new_token()
                     app = Application(
                         id=uuid.uuid4(),
                         call_id=call_id,
                         submitted_at=now,
                         updated_at=now,
+                        token_sha256=digest,
                         **fields,
                     )
                     book.submit(app, now)
-                    token, digest = new_token()
                     await self._persist(conn, book, correlation_id, new={app.id: digest})
                     if key_hash is not None:
                         assert idempotency_key is not None
