@@ -55,6 +55,7 @@ EXPECTED: dict[str, set[tuple[str, str]]] = {
         (MARTINS, "mentor_unassigned"),
         (KADRI, "mentee_unassigned"),
     },
+    "pearls.mentor.unmatched": {(COORDS, "mentor_unmatched")},
     "pearls.session.scheduled": {
         (INESE, "session_scheduled"),
         (MARTINS, "session_scheduled"),
@@ -120,6 +121,7 @@ def test_decisions_and_deadlines_are_essential_progress_and_sessions_are_not() -
         "pearls.application.rejected",
         "pearls.plan.milestone_overdue",
         "pearls.award.granted",
+        "pearls.mentor.unmatched",
     ):
         assert categories(event_type) == {Category.ESSENTIAL}
     assert categories("pearls.plan.milestone_reached") == {Category.PROGRESS}

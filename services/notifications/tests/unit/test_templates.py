@@ -120,3 +120,21 @@ def test_non_essential_mail_carries_the_unsubscribe_link_essential_mail_does_not
     assert 'href="https://pearls.example/unsubscribe?x=1"' in rendered.html
     essential = TEMPLATES.render(template, "en", {**context, "unsubscribe_url": None})
     assert "unsubscribe" not in essential.text.lower()
+
+
+def test_coordinators_read_why_no_mentor_fits_in_their_language() -> None:
+    [(template, context)] = context_for("pearls.mentor.unmatched")
+    reasons = ["no_shared_language", "all_full", "a_reason_added_later"]
+    context["event"] = {**context["event"], "reasons": reasons}
+    english = TEMPLATES.render(template, "en", context)
+    assert english.subject == "No mentor found for Kuldīga (LV)"
+    assert (
+        "Why: no mentor with free places shares a working language; every mentor who would fit"
+        " has no free place; a_reason_added_later." in english.text
+    )
+    assert (
+        context["event"]["summary"] in english.text and context["event"]["summary"] in english.html
+    )
+    german = TEMPLATES.render(template, "de", context)
+    assert "niemand mit freien Plätzen teilt eine Arbeitssprache; alle passenden" in german.text
+    assert "a_reason_added_later" in german.html

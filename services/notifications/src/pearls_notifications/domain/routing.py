@@ -90,6 +90,7 @@ WHO_HEARS_WHAT: dict[str, tuple[Rule, ...]] = {
                                        Rule(mentor, "mentee_assigned", E)),
     "pearls.mentor.unassigned":       (Rule(contacts, "mentor_unassigned", E),
                                        Rule(mentor, "mentee_unassigned", E)),
+    "pearls.mentor.unmatched":        (Rule(coordinators, "mentor_unmatched", E),),
     "pearls.session.scheduled":       (Rule(session_participants, "session_scheduled", S),
                                        Rule(session_hosts, "session_scheduled", S)),
     "pearls.plan.submitted":          (Rule(mentor, "plan_submitted", E),),
