@@ -9,13 +9,20 @@ endpoints are the same everywhere.
 from __future__ import annotations
 
 import contextvars
+import json
 import re
 import uuid
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 import structlog
 from fastapi import APIRouter, FastAPI, Request, Response
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from pearls_shared.errors import DomainError
 
 CORRELATION_HEADER = "X-Correlation-ID"
 _VALID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
@@ -68,3 +75,24 @@ def operations_router(ready: Callable[[], Awaitable[bool]]) -> APIRouter:
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
     return router
+
+
+class RefusalResponse(JSONResponse):
+    """Errors echo the client's input, which may hold a lone surrogate (legal as a JSON
+    escape, not encodable as UTF-8): escaped as ASCII, the 4xx is still sent."""
+
+    def render(self, content: Any) -> bytes:
+        return json.dumps(content, ensure_ascii=True, separators=(",", ":")).encode()
+
+
+def install_refusals(app: FastAPI) -> None:
+    """Domain refusals and invalid requests answer with one ``detail`` shape."""
+
+    @app.exception_handler(DomainError)
+    async def _refused(request: Request, exc: DomainError) -> JSONResponse:
+        headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
+        return RefusalResponse({"detail": exc.detail()}, status_code=exc.status, headers=headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        return RefusalResponse({"detail": jsonable_encoder(exc.errors())}, status_code=422)

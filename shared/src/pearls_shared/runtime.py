@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -120,3 +120,17 @@ async def service_runtime(
                 log.error("relay_task_ended", error=repr(outcome))
         await pool.close()
         log.info("service_stopped")
+
+
+async def every(
+    interval: float, tick: Callable[[], Awaitable[object]], stop: asyncio.Event, *, name: str
+) -> None:
+    """Run ``tick`` every ``interval`` seconds until ``stop``; a failing tick is logged and
+    the next one retries (a scheduler must not die of one bad row)."""
+    while not stop.is_set():
+        try:
+            await tick()
+        except Exception:
+            log.exception("periodic_tick_failed", task=name)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), timeout=interval)

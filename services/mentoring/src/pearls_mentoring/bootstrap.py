@@ -1,0 +1,90 @@
+"""The one place that wires settings, database, broker, schedulers and the HTTP app."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+
+from fastapi import FastAPI
+
+from pearls_mentoring.config import Settings
+from pearls_mentoring.entrypoints.consumers import subscription
+from pearls_mentoring.entrypoints.http import router
+from pearls_mentoring.service_layer.auth import Authenticator
+from pearls_mentoring.service_layer.handlers import Mentoring, ParticipantEvents
+from pearls_mentoring.service_layer.queries import Queries
+from pearls_shared.http import install_correlation, install_refusals, operations_router
+from pearls_shared.runtime import every, service_runtime
+from pearls_shared.settings import DeliverySettings, KafkaSettings
+
+SERVICE = "mentoring"
+
+
+def create_app(
+    settings: Settings,
+    *,
+    kafka: KafkaSettings | None = None,
+    delivery: DeliverySettings | None = None,
+) -> FastAPI:
+    """The service's ASGI app; its lifespan runs migrations, relay, consumer and schedulers."""
+    events = ParticipantEvents()
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        async with service_runtime(
+            service=SERVICE,
+            db=settings.postgres(),
+            kafka=kafka or settings.kafka(),
+            delivery=delivery or settings.delivery(),
+            migrations_dir=settings.migrations_dir,
+            subscriptions=(subscription(events, settings.consumer_group),),
+        ) as runtime:
+            service = Mentoring(runtime.pool, settings.weights())
+            app.state.runtime = runtime
+            app.state.mentoring = service
+            app.state.queries = Queries(runtime.pool)
+            app.state.authenticator = Authenticator(runtime.pool, settings.coordinators)
+            stop = asyncio.Event()
+            # Matching runs for everyone waiting at once; overdue milestones are noticed
+            # once each. Both are safe with several replicas (see handlers).
+            schedulers = [
+                asyncio.create_task(
+                    every(settings.matching_interval_s, service.match_waiting, stop, name="match")
+                ),
+                asyncio.create_task(
+                    every(settings.overdue_interval_s, service.notice_overdue, stop, name="overdue")
+                ),
+            ]
+            app.state.schedulers = schedulers
+            try:
+                yield
+            finally:
+                stop.set()
+                await asyncio.gather(*schedulers)
+
+    app = FastAPI(
+        title="Pearls mentoring",
+        version="1.0.0",
+        summary="Mentor matching, action plans, co-learning sessions and the playbook of the"
+        " BSR Cultural Pearls programme.",
+        description="Accepted participants arrive from `pearls.applications.v1` and are matched"
+        " with mentors (optimal for the whole cohort, explained); participants write action"
+        " plans that their mentor approves and report progress per milestone; co-learning"
+        " sessions bring participants with shared themes together; good practices are"
+        " collected in a public playbook. Every change is published on `pearls.mentoring.v1`.",
+        lifespan=lifespan,
+    )
+
+    async def ready() -> bool:
+        runtime = getattr(app.state, "runtime", None)
+        tasks = getattr(app.state, "schedulers", [])
+        if runtime is None or any(t.done() for t in tasks):
+            return False
+        return bool(await runtime.ready())
+
+    install_refusals(app)
+    install_correlation(app)
+    app.include_router(operations_router(ready))
+    app.include_router(router)
+    return app
