@@ -43,6 +43,7 @@ CONTRACT = {
         "pearls.mentor.registered": "mentor_id",
         "pearls.mentor.assigned": "participant_id",
         "pearls.mentor.unassigned": "participant_id",
+        "pearls.mentor.unmatched": "participant_id",
         "pearls.session.scheduled": "session_id",
         "pearls.plan.submitted": "participant_id",
         "pearls.plan.approved": "participant_id",
@@ -65,8 +66,8 @@ CONTRACT = {
 ALL_TYPES = sorted(t for types in CONTRACT.values() for t in types)
 
 
-def test_registry_holds_exactly_the_24_types_of_the_contract() -> None:
-    assert len(ALL_TYPES) == 24
+def test_registry_holds_exactly_the_25_types_of_the_contract() -> None:
+    assert len(ALL_TYPES) == 25
     assert sorted(EVENT_TYPES) == ALL_TYPES
 
 
