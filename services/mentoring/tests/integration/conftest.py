@@ -280,7 +280,9 @@ async def service(
     try:
         async with LifespanManager(app, startup_timeout=60, shutdown_timeout=30) as manager:
             transport = httpx.ASGITransport(app=manager.app)
-            async with httpx.AsyncClient(transport=transport, base_url="http://mentoring") as client:
+            async with httpx.AsyncClient(
+                transport=transport, base_url="http://mentoring"
+            ) as client:
                 yield Service(app, client, dsn, kafka_settings.bootstrap_servers, producer)
     finally:
         await producer.stop()

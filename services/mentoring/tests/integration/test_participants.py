@@ -23,7 +23,9 @@ async def test_accepted_application_gets_a_participant_and_an_assignment(service
 
     [assigned] = [
         e
-        for e in await service.wait_for_events([accepted.application_id], ["pearls.mentor.assigned"])
+        for e in await service.wait_for_events(
+            [accepted.application_id], ["pearls.mentor.assigned"]
+        )
         if e.type == "pearls.mentor.assigned"
     ]
     assert assigned.key == str(accepted.application_id)

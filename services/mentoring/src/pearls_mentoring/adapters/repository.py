@@ -85,9 +85,7 @@ async def save_participant(conn: Conn, p: Participant, *, has_data: bool = True)
 
 async def lock_participant_id(conn: Conn, participant_id: uuid.UUID) -> None:
     """Serialise everything about one participant, even before its row exists."""
-    await conn.execute(
-        "SELECT pg_advisory_xact_lock(hashtextextended($1, 7))", str(participant_id)
-    )
+    await conn.execute("SELECT pg_advisory_xact_lock(hashtextextended($1, 7))", str(participant_id))
 
 
 async def waiting_participants(conn: Conn) -> list[Participant]:

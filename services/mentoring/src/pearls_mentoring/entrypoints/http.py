@@ -18,7 +18,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pearls_mentoring.adapters import repository as repo
 from pearls_mentoring.domain.model import Mentor
 from pearls_mentoring.domain.plans import MeasureDraft, MilestoneDraft, PlanDraft
-from pearls_mentoring.domain.sessions import local_to_aware
+from pearls_mentoring.domain.sessions import local_to_aware, zone
 from pearls_mentoring.entrypoints import schemas as s
 from pearls_mentoring.service_layer.auth import Authenticator, Principal
 from pearls_mentoring.service_layer.handlers import Mentoring
@@ -184,8 +184,9 @@ def _session_out(row: repo.SessionRow) -> s.SessionOut:
         title=row.title,
         language=row.language,
         time_zone=row.time_zone,
-        starts_at=row.starts_at,
-        ends_at=row.ends_at,
+        # Shown in the session's own zone: what participants read on their invitation.
+        starts_at=row.starts_at.astimezone(zone(row.time_zone)),
+        ends_at=row.ends_at.astimezone(zone(row.time_zone)),
         location=row.location,
         online_url=row.online_url,
         themes=list(row.themes),

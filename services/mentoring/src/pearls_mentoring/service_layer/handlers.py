@@ -261,8 +261,9 @@ class Mentoring:
                         conn, pid, mentor, "mentor_withdrawn", "The mentor paused.", correlation_id
                     )
                 await self._match(conn, correlation_id)
-            mentor.status = status  # type: ignore[assignment]
-        return mentor
+            changed = await repo.load_mentor(conn, mentor_id)
+            assert changed is not None
+        return changed
 
     async def _unassign(
         self,
