@@ -746,7 +746,8 @@ class Mentoring:
         self,
         today: date | None = None,
         *,
-        after_each: Callable[[uuid.UUID], Awaitable[None]] | None = None,
+        before_commit: Callable[[uuid.UUID], Awaitable[None]] | None = None,
+        after_commit: Callable[[uuid.UUID], Awaitable[None]] | None = None,
     ) -> int:
         """Announce every milestone past its due date, each exactly once.
 
@@ -780,14 +781,16 @@ class Mentoring:
                         ),
                         correlation_id=_new_correlation(),
                     )
+                    if before_commit is not None:  # crash tests
+                        await before_commit(due.milestone.milestone_id)
                 noticed += 1
                 log.info(
                     "milestone_overdue",
                     participant_id=str(due.participant_id),
                     milestone_id=str(due.milestone.milestone_id),
                 )
-                if after_each is not None:
-                    await after_each(due.milestone.milestone_id)
+                if after_commit is not None:  # crash tests
+                    await after_commit(due.milestone.milestone_id)
         return noticed
 
     # -- co-learning sessions -------------------------------------------------------
