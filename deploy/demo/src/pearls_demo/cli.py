@@ -27,7 +27,7 @@ from pearls_localinfra._proc import repo_root
 from pearls_localinfra.kafka import KafkaCluster
 from pearls_localinfra.postgres import PostgresCluster
 
-SERVICES = ("applications", "notifications")
+SERVICES = ("applications", "mentoring", "notifications")
 DEMO_COORDINATOR_TOKEN = "demo-coordinator-token"  # noqa: S105 - local demo only
 
 
@@ -36,6 +36,12 @@ def _free_port() -> int:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
         return port
+
+
+def _script(name: str) -> str:
+    """A console script of this environment, even when its bin/ is not on PATH."""
+    beside = Path(sys.executable).parent / name
+    return str(beside) if beside.exists() else name
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -99,11 +105,14 @@ async def run(args: argparse.Namespace) -> int:
             workdir / "logs" / "smtp-sink.log",
         )
         ports = {name: _free_port() for name in SERVICES}
+        coordinators = json.dumps([{"id": "demo-coordinator", "token": DEMO_COORDINATOR_TOKEN}])
         env = {
-            "applications": {
-                "PEARLS_APPLICATIONS_COORDINATORS": json.dumps(
-                    [{"id": "demo-coordinator", "token": DEMO_COORDINATOR_TOKEN}]
-                ),
+            "applications": {"PEARLS_APPLICATIONS_COORDINATORS": coordinators},
+            "mentoring": {
+                "PEARLS_MENTORING_COORDINATORS": coordinators,
+                # The demo cannot wait minutes: match and look for overdue milestones every second.
+                "PEARLS_MENTORING_MATCHING_INTERVAL_S": "1",
+                "PEARLS_MENTORING_OVERDUE_INTERVAL_S": "1",
             },
             "notifications": {
                 "PEARLS_NOTIFICATIONS_SMTP_HOST": "127.0.0.1",
@@ -118,7 +127,7 @@ async def run(args: argparse.Namespace) -> int:
             children.append(
                 Child(
                     name,
-                    [f"pearls-{name}", "--host", "127.0.0.1", "--port", str(ports[name])],
+                    [_script(f"pearls-{name}"), "--host", "127.0.0.1", "--port", str(ports[name])],
                     {**common, f"PEARLS_{name.upper()}_DATABASE_URL": dsn, **env[name]},
                     workdir / "logs" / f"{name}.log",
                 )
@@ -139,10 +148,11 @@ async def run(args: argparse.Namespace) -> int:
             say("playing the demo through the public HTTP API ...")
             await play(
                 f"http://127.0.0.1:{ports['applications']}",
+                f"http://127.0.0.1:{ports['mentoring']}",
                 coordinator_token=DEMO_COORDINATOR_TOKEN,
                 say=say,
             )
-            await _wait_for_mail(seen, stop, within=60)
+            await _wait_for_mail(seen, stop, within=120)
             say(
                 f"demo done: {sum(n for t, n in seen.items() if 'notification' not in t)} events,"
                 f" {seen['pearls.notification.sent']} emails sent"
@@ -164,16 +174,24 @@ async def run(args: argparse.Namespace) -> int:
     return 0
 
 
-async def _wait_for_mail(seen: Counter[str], stop: asyncio.Event, within: float) -> None:
-    """Mail follows events asynchronously: wait until it has settled."""
+async def _wait_for_mail(
+    seen: Counter[str], stop: asyncio.Event, within: float, quiet: float = 5.0
+) -> None:
+    """Mail follows events asynchronously: wait until it has settled.
+
+    Settled means mail has gone out and nothing at all (no event, no mail) has
+    crossed Kafka for ``quiet`` seconds: the services' relays, the mentoring
+    schedulers and the mail sender each act within a second or two.
+    """
     loop = asyncio.get_running_loop()
     deadline = loop.time() + within
     last, quiet_since = -1, loop.time()
     while not stop.is_set() and loop.time() < deadline:
-        total = seen["pearls.notification.sent"] + seen["pearls.notification.failed"]
+        total = sum(seen.values())
+        mail = seen["pearls.notification.sent"] + seen["pearls.notification.failed"]
         if total != last:
             last, quiet_since = total, loop.time()
-        elif total > 0 and loop.time() - quiet_since > 3:
+        elif mail > 0 and loop.time() - quiet_since > quiet:
             return
         await asyncio.sleep(0.5)
 

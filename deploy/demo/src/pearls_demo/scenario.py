@@ -1,17 +1,24 @@
-"""The demo, played through the applications service's public HTTP API.
+"""The demo, played through the public HTTP APIs of applications and mentoring.
 
 A coordinator opens a call; six smaller Baltic Sea cities apply (Riga is too
-big for it, Husum submits twice); three reviewers score them, the coordinator
-decides, and a participant's withdrawal lets the waitlisted city move up.
+big for it, Husum submits twice); three reviewers score them while the
+coordinator registers the mentor pool, the coordinator decides, and the
+mentoring service matches the accepted cities with mentors, explaining why.
+A participant's withdrawal frees its mentor and lets the waitlisted city move
+up. Kuldīga then writes its action plan: its mentor asks for changes, approves
+the second revision, Kuldīga reports milestones reached while one overdue
+milestone is noticed; a measure goes to the public playbook and a co-learning
+session is scheduled from the service's proposal.
 """
 
 from __future__ import annotations
 
+import asyncio
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
-from typing import Any
+from datetime import UTC, date, datetime, timedelta
+from typing import Any, TypeVar
 
 import httpx
 
@@ -97,6 +104,47 @@ REVIEWERS = (
 )
 PLACES = 3
 
+# The mentor pool: national experts and an experienced "pearl" city, from several
+# countries. Viljandi is both a pearl city and (in this demo) an applicant: a
+# mentor never mentors its own city, so the matcher has to look elsewhere for it.
+MENTORS: tuple[dict[str, Any], ...] = (
+    {
+        "kind": "national_expert",
+        "name": "Rasa Jankauskienė",
+        "email": "rasa@balticculture.example",
+        "language": "lt",
+        "languages": ["lt", "lv", "et", "en"],
+        "country": "LT",
+        "organisation": "Baltic Culture Network",
+        "capacity": 2,
+        "themes": ["culture_creative_industries", "digital_participation"],
+    },
+    {
+        "kind": "national_expert",
+        "name": "Claudia Becker",
+        "email": "claudia@boell-sh.example",
+        "language": "de",
+        "languages": ["de", "en"],
+        "country": "DE",
+        "organisation": "Heinrich-Böll-Stiftung Schleswig-Holstein",
+        "capacity": 2,
+        "themes": ["ecology_health", "city_administration_development", "leisure_youth_social"],
+    },
+    {
+        "kind": "pearl_city",
+        "name": "Kadri Tamm",
+        "email": "kadri@viljandi-pearl.example",
+        "language": "et",
+        "languages": ["et", "en"],
+        "country": "EE",
+        "city_name": "Viljandi",
+        "organisation": "Viljandi town culture department",
+        "capacity": 2,
+        "themes": ["culture_creative_industries", "leisure_youth_social"],
+    },
+)
+PLANNER = "Kuldīga"  # the participant whose action plan the demo follows
+
 
 def application(city: City) -> dict[str, Any]:
     return {
@@ -149,13 +197,18 @@ class Demo:
 
 
 async def play(
-    base_url: str,
+    applications_url: str,
+    mentoring_url: str,
     *,
     coordinator_token: str,
     say: Callable[[str], None],
 ) -> None:
-    async with httpx.AsyncClient(base_url=base_url, timeout=30.0) as client:
+    async with (
+        httpx.AsyncClient(base_url=applications_url, timeout=30.0) as client,
+        httpx.AsyncClient(base_url=mentoring_url, timeout=30.0) as mentoring_client,
+    ):
         demo = Demo(client, coordinator_token, say)
+        mentoring = Demo(mentoring_client, coordinator_token, say)
         now = datetime.now(UTC)
         call = await demo.request(
             "POST",
@@ -270,6 +323,7 @@ async def play(
                     },
                 )
         say("> reviewers scored every application on the call's rubric")
+        pool = await register_mentors(mentoring)
 
         ranking = await demo.request(
             "GET", f"/calls/{call_id}/ranking", expect=200, headers=demo.coordinator
@@ -288,6 +342,15 @@ async def play(
                 }
             await demo.request("POST", path, expect=200, headers=demo.coordinator, json=body)
             say(f"> {entry['city_name']}: {body['decision']} (score {entry['score']:.0f})")
+        accepted = {e["application_id"] for e in ranking[:PLACES]}
+        say(
+            "> the mentoring service gives each accepted city a mentor (a free place, a shared"
+            " language, never its own city) and says why:"
+        )
+        for participant in await wait_matched(mentoring, accepted):
+            say_match(say, participant, pool)
+        if any(e["city_name"] == "Viljandi" for e in ranking[:PLACES]):
+            say("  (the pearl city Viljandi does not mentor Viljandi: never its own city)")
 
         leaving = next(e for e in ranking[:PLACES] if e["city_name"] == "Husum")
         token = receipts[leaving["city_name"]]["applicant_token"]
@@ -299,6 +362,357 @@ async def play(
             json={"reason": "The town council changed its priorities."},
         )
         say(f"> {leaving['city_name']} withdrew: the waitlisted city moves up")
+        moving_up = ranking[PLACES]
+        left, joined = await wait_left_and_matched(
+            mentoring, leaving["application_id"], moving_up["application_id"]
+        )
+        say(f"> {left['city_name']} left mentoring; its mentor's place is free again")
+        say_match(say, joined, pool)
+
+        planner = next(c for c in CITIES if c.name == PLANNER)
+        receipt = receipts[planner.name]
+        participant = {"participant_id": receipt["application_id"], "city_name": planner.name}
+        await action_plan(mentoring, participant, receipt["applicant_token"], pool)
+        await co_learning(mentoring, pool)
+
+
+# -- mentoring --------------------------------------------------------------------------
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class RegisteredMentor:
+    mentor_id: str
+    name: str
+    about: str
+    token: str
+
+    @property
+    def auth(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token}"}
+
+
+Pool = dict[str, RegisteredMentor]
+
+
+async def wait_until(
+    what: str, probe: Callable[[], Awaitable[tuple[T | None, str]]], within: float = 60.0
+) -> T:
+    """Poll ``probe`` (the answer, or None and what it sees now) until it answers."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + within
+    while True:
+        found, seen = await probe()
+        if found is not None:
+            return found
+        if loop.time() > deadline:
+            raise RuntimeError(f"gave up waiting {within:.0f}s for {what}; last seen: {seen}")
+        await asyncio.sleep(0.5)
+
+
+async def register_mentors(mentoring: Demo) -> Pool:
+    pool: Pool = {}
+    for body in MENTORS:
+        reply = await mentoring.request(
+            "POST", "/mentors", expect=201, headers=mentoring.coordinator, json=body
+        )
+        about = (
+            f"pearl city {body['city_name']}, {body['country']}"
+            if body["kind"] == "pearl_city"
+            else f"national expert, {body['country']}"
+        )
+        pool[reply["mentor_id"]] = RegisteredMentor(
+            reply["mentor_id"], body["name"], about, reply["token"]
+        )
+        mentoring.say(
+            f"> coordinator registered mentor {body['name']} ({about};"
+            f" works in {'/'.join(body['languages'])}; {body['capacity']} places)"
+        )
+    return pool
+
+
+async def participants(mentoring: Demo) -> list[dict[str, Any]]:
+    found: list[dict[str, Any]] = await mentoring.request(
+        "GET", "/participants", expect=200, headers=mentoring.coordinator, params={"limit": 200}
+    )
+    return found
+
+
+def _state(rows: list[dict[str, Any]]) -> str:
+    return ", ".join(
+        f"{p['city_name']}: {p['status']}"
+        + (f" ({p['waiting']['summary']})" if p.get("waiting") else "")
+        for p in rows
+    )
+
+
+async def wait_matched(mentoring: Demo, ids: set[str]) -> list[dict[str, Any]]:
+    """The accepted participants, once the matcher has given each a mentor."""
+
+    async def probe() -> tuple[list[dict[str, Any]] | None, str]:
+        rows = [p for p in await participants(mentoring) if p["participant_id"] in ids]
+        done = len(rows) == len(ids) and all(p["status"] == "matched" for p in rows)
+        return (rows if done else None), _state(rows) or "no participant yet"
+
+    return await wait_until("the accepted cities to be matched", probe)
+
+
+async def wait_left_and_matched(
+    mentoring: Demo, leaving: str, joining: str
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The withdrawn participant out of mentoring, the one moving up matched."""
+
+    async def probe() -> tuple[tuple[dict[str, Any], dict[str, Any]] | None, str]:
+        rows = {p["participant_id"]: p for p in await participants(mentoring)}
+        left, joined = rows.get(leaving), rows.get(joining)
+        done = (
+            left is not None
+            and joined is not None
+            and left["status"] == "withdrawn"
+            and joined["status"] == "matched"
+        )
+        seen = _state([p for p in (left, joined) if p is not None]) or "neither yet"
+        return ((left, joined) if done and left and joined else None), seen
+
+    return await wait_until("the withdrawal and the new participant's match", probe)
+
+
+def say_match(say: Callable[[str], None], participant: dict[str, Any], pool: Pool) -> None:
+    """One matched participant: its mentor, the points per criterion and why."""
+    why, mentor = participant["explanation"], participant["mentor"]
+    known = pool.get(mentor["mentor_id"])
+    points = why["criteria"]
+    say(
+        f"  {participant['city_name']} ({participant['country']}) <- {mentor['name']}"
+        + (f" ({known.about})" if known else "")
+        + f": score {why['score']:.2f} = themes {points.get('theme_overlap', 0):.2f}"
+        f" + cross-border {points.get('cross_border', 0):.2f}"
+        f" + balanced load {points.get('balanced_load', 0):.2f}"
+    )
+    say(f"      why: {why['summary']}")
+
+
+OVERDUE = "Agreement with shop owners signed"
+REPORTS = (
+    (
+        "Youth festival board formed",
+        "Eight pupils from both schools meet every second Tuesday in the library.",
+        ["https://kuldiga.example/news/festival-board", "https://kuldiga.example/minutes/1.pdf"],
+    ),
+    (
+        "First empty shop opened for artists",
+        "A ceramics studio opened in Liepājas iela 7; 140 visitors on the first weekend.",
+        ["https://kuldiga.example/news/first-shop"],
+    ),
+)
+ASKED_FOR = "Survey: how many young people took part"
+
+
+def plan_draft(today: date) -> dict[str, Any]:
+    """Kuldīga's action plan: it started two months ago, one milestone is already late."""
+
+    def day(offset: int) -> str:
+        return (today + timedelta(days=offset)).isoformat()
+
+    return {
+        "title": "Culture keeps Kuldīga young",
+        "language": "en",
+        "starts_on": day(-60),
+        "ends_on": day(300),
+        "goals": [
+            "Young people run a festival of their own",
+            "Empty shops in the old town become places where people meet",
+        ],
+        "measures": [
+            {
+                "title": "Youth festival board",
+                "description": "Eight pupils plan the summer festival with the culture office"
+                " and decide how its budget is spent.",
+                "theme": "leisure_youth_social",
+                "responsible": "Culture office, youth worker",
+                "starts_on": day(-60),
+                "ends_on": day(150),
+                "share_consent": True,
+            },
+            {
+                "title": "Pop-up culture shops in the old town",
+                "description": "Empty shops become studios and meeting places, six months each.",
+                "theme": "culture_creative_industries",
+                "responsible": "Town development department",
+                "starts_on": day(-30),
+                "ends_on": day(300),
+                "share_consent": False,
+            },
+        ],
+        "milestones": [
+            {"title": OVERDUE, "due_date": day(-7)},
+            {"title": REPORTS[0][0], "due_date": day(14)},
+            {"title": REPORTS[1][0], "due_date": day(30)},
+            {"title": "Summer festival run by the youth board", "due_date": day(120)},
+        ],
+    }
+
+
+async def action_plan(
+    mentoring: Demo, participant: dict[str, Any], applicant_token: str, pool: Pool
+) -> None:
+    """Plan, changes asked for, revision 2 approved, milestones reached, one overdue."""
+    say, pid, city = mentoring.say, participant["participant_id"], participant["city_name"]
+    applicant = {"Authorization": f"Bearer {applicant_token}"}
+    path = f"/participants/{pid}/plan"
+    me = await mentoring.request("GET", f"/participants/{pid}", expect=200, headers=applicant)
+    mentor = pool[me["mentor"]["mentor_id"]]
+
+    draft = plan_draft(datetime.now(UTC).date())
+    plan = await mentoring.request("PUT", path, expect=200, headers=applicant, json=draft)
+    say(
+        f'> {city} submitted its action plan "{draft["title"]}" with the token of its'
+        f" application (revision {plan['current_revision']}: {len(draft['measures'])} measures,"
+        f" {len(draft['milestones'])} milestones, one of them due a week ago)"
+    )
+    comments = (
+        "Please add a milestone that shows how many young people took part,"
+        " so we can tell whether the plan works."
+    )
+    await mentoring.request(
+        "POST",
+        f"{path}/reviews",
+        expect=200,
+        headers=mentor.auth,
+        json={
+            "revision": plan["current_revision"],
+            "decision": "request_changes",
+            "comments": comments,
+        },
+    )
+    say(f"> {mentor.name} asked for changes: {comments}")
+
+    first = plan["revisions"][-1]
+    kept = [
+        {"milestone_id": m["milestone_id"], "title": m["title"], "due_date": m["due_date"]}
+        for m in first["milestones"]
+    ]
+    revised = {
+        **draft,
+        "measures": first["measures"],  # with their ids: the same measures
+        "milestones": [*kept, {"title": ASKED_FOR, "due_date": draft["ends_on"]}],
+    }
+    plan = await mentoring.request("PUT", path, expect=200, headers=applicant, json=revised)
+    say(
+        f"> {city} resubmitted: revision {plan['current_revision']} keeps its {len(kept)}"
+        f' milestones (same ids) and adds "{ASKED_FOR}"'
+    )
+    await mentoring.request(
+        "POST",
+        f"{path}/reviews",
+        expect=200,
+        headers=mentor.auth,
+        json={
+            "revision": plan["current_revision"],
+            "decision": "approve",
+            "comments": "Clear and doable. Good luck with the festival!",
+        },
+    )
+    say(f"> {mentor.name} approved revision {plan['current_revision']}")
+
+    plan = await mentoring.request("GET", path, expect=200, headers=applicant)
+    milestones = {m["title"]: m for m in plan["milestones"]}
+    for title, note, evidence in REPORTS:
+        await mentoring.request(
+            "POST",
+            f"{path}/milestones/{milestones[title]['milestone_id']}/reports",
+            expect=201,
+            headers=applicant,
+            json={"note": note, "evidence_urls": evidence, "reached": True},
+        )
+        say(f'> {city} reported "{title}" reached, with evidence ({evidence[0]})')
+
+    async def noticed() -> tuple[dict[str, Any] | None, str]:
+        now = await mentoring.request("GET", path, expect=200, headers=applicant)
+        late = next(m for m in now["milestones"] if m["title"] == OVERDUE)
+        return (late if late["overdue_noticed_on"] else None), f"{late}"
+
+    late = await wait_until("the overdue milestone to be noticed", noticed)
+    say(
+        f'> the overdue check noticed "{OVERDUE}" (due {late["due_date"]}, not reached):'
+        " announced once, to the city and its mentor"
+    )
+
+    measures = plan["revisions"][-1]["measures"]
+    private = next(m for m in measures if not m["share_consent"])
+    refused = await mentoring.client.post(
+        f"{path}/measures/{private['measure_id']}/publish", headers=mentoring.coordinator
+    )
+    say(
+        f'> publishing "{private["title"]}" in the playbook: refused,'
+        f" {refused.status_code} {_rule(refused)}"
+    )
+    shared = next(m for m in measures if m["share_consent"])
+    await mentoring.request(
+        "POST",
+        f"{path}/measures/{shared['measure_id']}/publish",
+        expect=201,
+        headers=mentoring.coordinator,
+    )
+    query = {"theme": shared["theme"], "q": "festival"}
+    found = await mentoring.request("GET", "/playbook", expect=200, params=query)
+    say(
+        f'> coordinator published "{shared["title"]}" ({city} agreed to share it); anyone finds'
+        f" it: GET /playbook?theme={query['theme']}&q={query['q']} -> "
+        + "; ".join(f"{e['title']} ({e['city_name']}, {e['country']})" for e in found)
+    )
+
+
+async def co_learning(mentoring: Demo, pool: Pool) -> None:
+    """A co-learning session for the group the service proposes, hosted by their mentors."""
+    say = mentoring.say
+    proposals = await mentoring.request(
+        "GET", "/sessions/proposals", expect=200, headers=mentoring.coordinator
+    )
+    if not proposals:
+        raise RuntimeError("the mentoring service proposed no co-learning group")
+    group = proposals[0]
+    say(f"> the service proposes a co-learning group: {group['why']}")
+    members = [p["participant_id"] for p in group["participants"]]
+    hosts: list[str] = []
+    for pid in members:
+        p = await mentoring.request(
+            "GET", f"/participants/{pid}", expect=200, headers=mentoring.coordinator
+        )
+        if p["mentor"] and p["mentor"]["mentor_id"] not in hosts:
+            hosts.append(p["mentor"]["mentor_id"])
+    host = pool[hosts[0]]
+    on = datetime.now(UTC).date() + timedelta(days=21)
+    cities = " and ".join(p["city_name"] for p in group["participants"])
+    await mentoring.request(
+        "POST",
+        "/sessions",
+        expect=201,
+        headers=host.auth,
+        json={
+            "title": "Culture that keeps young people in town",
+            "language": group["language"] or "en",
+            "time_zone": "Europe/Tallinn",
+            "starts_at": f"{on.isoformat()}T14:00:00",
+            "ends_at": f"{on.isoformat()}T16:00:00",
+            "location": "Viljandi, Estonian Traditional Music Centre",
+            "online_url": "https://meet.example/pearls-culture",
+            "themes": [group["theme"]],
+            "agenda": [
+                f"{cities}: what we tried so far",
+                "Youth boards: giving young people a budget",
+                "Next steps and who helps whom",
+            ],
+            "host_mentor_ids": hosts,
+            "participant_ids": members,
+        },
+    )
+    co_hosts = [pool[h].name for h in hosts[1:]]
+    say(
+        f"> {host.name} scheduled a co-learning session for {cities} on {on} 14:00-16:00"
+        " Europe/Tallinn" + (f", hosted with {', '.join(co_hosts)}" if co_hosts else "")
+    )
 
 
 def _rule(response: httpx.Response) -> str:

@@ -30,6 +30,15 @@ def describe(event_type: str, subject: str, data: dict[str, Any]) -> str:
         details.append(f"country={data['country']}")
     if isinstance(data.get("score"), int | float) and "review_count" in data:
         details.append(f"score={data['score']:.0f} after {data['review_count']} review(s)")
+    # Mentoring: who mentors, which revision, which milestone, which session.
+    if isinstance(data.get("mentor"), dict) and data["mentor"].get("name"):
+        details.append(f"mentor={data['mentor']['name']}")
+    if isinstance(data.get("revision"), int):
+        details.append(f"revision={data['revision']}")
+    if isinstance(data.get("milestone"), dict):
+        details.append(f"milestone={data['milestone'].get('title')}")
+    if event_type == "pearls.session.scheduled":
+        details.append(f"{data.get('title')} ({len(data.get('participants', ()))} participants)")
     return f"  event  {event_type:<36} {' '.join(details)[:90]}"
 
 
