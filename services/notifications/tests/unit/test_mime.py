@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime
 from email import policy
+from email.header import decode_header, make_header
 from email.message import EmailMessage
 from email.parser import BytesParser
 
@@ -12,7 +14,7 @@ from aiosmtplib.email import flatten_message
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pearls_notifications.adapters.mime import Envelope, build_message
+from pearls_notifications.adapters.mime import Envelope, build_message, one_line
 from pearls_notifications.adapters.templates import Templates
 from pearls_notifications.domain.identity import message_id
 from pearls_shared.events.samples import sample
@@ -171,4 +173,83 @@ def test_no_text_whatsoever_adds_a_header(name: str, subject: str) -> None:
     assert list(parsed.keys()) == EXPECTED_HEADERS
     [to] = parsed["To"].addresses
     assert to.addr_spec == "inese@kuldiga.example"
+    # The name reads back as written (spaces collapsed: gh-128110, see below) or, if it
+    # cannot be written safely, is left out; never does any of it turn into address syntax.
+    assert " ".join(to.display_name.split()) in (one_line(name or "x"), "")
     assert "\n" not in str(parsed["Subject"]) and "\r" not in str(parsed["Subject"])
+
+
+RECIPIENT = "inese@kuldiga.example"
+
+# Display names that are, or look like, address syntax or encoded words. The first one
+# was found by the property test above: the policy's folder dropped the quotes around
+# it and the To: header read back as <x@evil.exampleBcc>.
+NAMES = [
+    "=?utf-8?q?=?utf-8?q?Bcc: x@evil.exampleBcc: x@evil.exampleBcc: x@evil.example",
+    "=?utf-8?q?Mayor?=",
+    "=?utf-8?b?TWF5b3I=?= <mayor@evil.example>",
+    "Mayor ?= of =? Kuldīga",
+    "Bērziņa, Inese",
+    "Smith, John: Mayor <mayor@evil.example>, victim@evil.example",
+    'Inese "the Mayor" Bērziņa',
+    '\\"> back\\slash <',
+    "Inese\r\nBcc: victim@evil.example",
+    "Inese\r\n To: victim@evil.example",
+    "Kuldīgas novada pašvaldības Kultūras pārvaldes vadītāja, Inese Bērziņa <x@evil.example>",
+    "Kulturamt der Hansestadt Lübeck: Abteilung für internationale Kulturprojekte, z. Hd. "
+    + "Frau Dr. Anna-Lena Müller-Lüdenscheidt <anna@evil.example>; Bcc: victim@evil.example",
+    "The Mayor of the City of Kuldiga and of all the Towns along the Venta, victim@evil.example",
+    "@" + "x" * 90 + ",",
+]
+
+
+def header_value(raw: bytes, name: str) -> str:
+    """The header as written, unfolded."""
+    head = raw.split(b"\r\n\r\n", 1)[0].decode("ascii").replace("\r\n ", " ")
+    [value] = [line[len(name) + 2 :] for line in head.split("\r\n") if line.startswith(f"{name}: ")]
+    return value
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_a_display_name_reads_back_as_exactly_that_name_and_the_one_address(name: str) -> None:
+    msg = build_message(replace(envelope(name, "S"), sender_name=name))
+    for raw in (msg.as_bytes(), flatten_message(msg)):  # ours and what aiosmtplib sends
+        parsed = BytesParser(policy=policy.default).parsebytes(raw)
+        assert list(parsed.keys()) == EXPECTED_HEADERS
+        head = raw.split(b"\r\n\r\n", 1)[0].decode("ascii")
+        assert all(len(line) <= 998 for line in head.split("\r\n"))
+        for field, addr_spec in (("To", RECIPIENT), ("From", "pearls@pearls.example")):
+            [address] = parsed[field].addresses
+            assert address.addr_spec == addr_spec
+            if "?= =?" in header_value(raw, field):
+                # Two encoded words in a row (a run of non-ASCII words too long for one):
+                # Python's parser reads the space between them that RFC 2047 drops.
+                assert " ".join(address.display_name.split()) == one_line(name)
+            else:
+                assert address.display_name == one_line(name)
+
+
+def test_a_long_non_ascii_name_goes_out_as_rfc_2047_says() -> None:
+    # Longer than one encoded word: several, each ending in its own space, as RFC 2047
+    # drops the space between encoded words (every mail client does; decode_header too).
+    # Python's address parser keeps that space (gh-128110): a double space there.
+    name = "Управление культуры города Калининграда, Иванова Ольга Петровна"
+    raw = build_message(envelope(name, "S")).as_bytes()
+    value = header_value(raw, "To")
+    assert "?= =?" in value
+    assert str(make_header(decode_header(value))) == f"{name} <{RECIPIENT}>"
+    assert all(len(word) <= 75 for word in value.split())
+    [to] = BytesParser(policy=policy.default).parsebytes(raw)["To"].addresses
+    assert (" ".join(to.display_name.split()), to.addr_spec) == (name, RECIPIENT)
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["", " \r\n ", "Inese \ud800 Bērziņa", "ā" * 40, "x" * 1000],
+    ids=["empty", "blank", "no-unicode", "word-beyond-an-encoded-word", "beyond-a-line"],
+)
+def test_a_name_that_cannot_be_written_safely_is_left_out(name: str) -> None:
+    raw = build_message(envelope(name, "S")).as_bytes()
+    assert f"\r\nTo: {RECIPIENT}\r\n".encode() in raw
+    [to] = BytesParser(policy=policy.default).parsebytes(raw)["To"].addresses
+    assert (to.display_name, to.addr_spec) == ("", RECIPIENT)
