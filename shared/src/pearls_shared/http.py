@@ -13,16 +13,18 @@ import json
 import re
 import uuid
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Annotated, Any
 
 import structlog
-from fastapi import APIRouter, FastAPI, Request, Response
+from fastapi import APIRouter, FastAPI, Query, Request, Response
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi.security import HTTPAuthorizationCredentials
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from pydantic import BaseModel
 
-from pearls_shared.errors import DomainError
+from pearls_shared.errors import DomainError, Unauthorized
 
 CORRELATION_HEADER = "X-Correlation-ID"
 _VALID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
@@ -96,3 +98,39 @@ def install_refusals(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
         return RefusalResponse({"detail": jsonable_encoder(exc.errors())}, status_code=422)
+
+
+# -- what every API's operations share: paging, error bodies, bearer tokens -------
+
+Limit = Annotated[int, Query(ge=1, le=200, description="Page size.")]
+Offset = Annotated[int, Query(ge=0, le=1_000_000, description="Items to skip.")]
+
+
+class ErrorItem(BaseModel):
+    loc: list[str | int]
+    msg: str
+    type: str
+
+
+class ErrorOut(BaseModel):
+    """Each problem: ``loc`` (where), ``msg`` (what), ``type`` (the rule broken)."""
+
+    detail: list[ErrorItem] | str
+
+
+def refusal_responses(not_found: str) -> dict[int | str, dict[str, Any]]:
+    """The documented 4xx answers of an API; ``not_found`` says what may be missing."""
+    return {
+        401: {"model": ErrorOut, "description": "Missing or unknown token."},
+        403: {"model": ErrorOut, "description": "The token may not do this."},
+        404: {"model": ErrorOut, "description": not_found},
+        409: {"model": ErrorOut, "description": "The state forbids it; detail names the rule."},
+        422: {"model": ErrorOut, "description": "Invalid input; detail names field and rule."},
+    }
+
+
+def bearer_token(creds: HTTPAuthorizationCredentials | None) -> str:
+    """The presented token, or a 401 naming the header."""
+    if creds is None or not creds.credentials:
+        raise Unauthorized(("header", "Authorization"), "bearer_token", "a token is required")
+    return creds.credentials

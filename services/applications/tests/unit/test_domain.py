@@ -7,7 +7,6 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from pearls_applications.domain.errors import Conflict, Invalid
 from pearls_applications.domain.model import (
     Application,
     Call,
@@ -18,6 +17,7 @@ from pearls_applications.domain.model import (
     normalise_city,
 )
 from pearls_applications.domain.review import Reviewer, conflict_of_interest, spread
+from pearls_shared.errors import Conflict, Invalid
 from pearls_shared.events.common import DEFAULT_THEMES, ContactPerson
 
 NOW = datetime(2026, 9, 15, 12, tzinfo=UTC)

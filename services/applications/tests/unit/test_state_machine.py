@@ -21,8 +21,8 @@ from hypothesis.stateful import (
     rule,
 )
 
-from pearls_applications.domain.errors import DomainError
 from pearls_applications.domain.model import CallBook
+from pearls_shared.errors import DomainError
 
 from .test_domain import NOW, make_application, make_call
 

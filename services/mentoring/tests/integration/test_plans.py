@@ -228,7 +228,7 @@ async def test_bad_plan_input_is_refused_naming_the_field(service: Service) -> N
 
 
 async def test_only_the_participant_writes_and_only_its_mentor_reviews(service: Service) -> None:
-    pid, token, mentor = await matched_participant(service)
+    pid, token, _ = await matched_participant(service)
     other_token = f"applicant-{uuid.uuid4().hex}"
     other = await service.join(token=other_token, city="Viljandi", country="EE")
     url = f"/participants/{pid}/plan"

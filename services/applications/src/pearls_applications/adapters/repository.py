@@ -14,7 +14,6 @@ from typing import Any, Literal, TypeAlias
 
 import asyncpg
 
-from pearls_applications.domain.errors import NotFound
 from pearls_applications.domain.model import (
     Application,
     AuditEntry,
@@ -24,6 +23,7 @@ from pearls_applications.domain.model import (
     Rubric,
 )
 from pearls_applications.domain.review import Reviewer
+from pearls_shared.errors import NotFound
 from pearls_shared.events.common import ContactPerson
 
 Conn: TypeAlias = "asyncpg.Connection[Any] | asyncpg.pool.PoolConnectionProxy[Any]"

@@ -9,14 +9,13 @@ persists them in one transaction.
 
 from __future__ import annotations
 
-import unicodedata
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, Literal
 
-from pearls_applications.domain.errors import Conflict, Invalid, NotFound
+from pearls_shared.errors import Conflict, Invalid, NotFound
 from pearls_shared.events.applications import (
     ApplicationAccepted,
     ApplicationRejected,
@@ -28,6 +27,7 @@ from pearls_shared.events.applications import (
 )
 from pearls_shared.events.base import EventData
 from pearls_shared.events.common import ContactPerson
+from pearls_shared.names import identity_key
 
 CallStatus = Literal["scheduled", "open", "closed"]
 Status = Literal["submitted", "accepted", "rejected", "waitlisted", "withdrawn"]
@@ -47,10 +47,8 @@ WITHDRAWABLE: frozenset[str] = frozenset({"submitted", "accepted", "waitlisted"}
 SYSTEM = "system"
 
 
-def normalise_city(name: str) -> str:
-    """The key that makes 'Kuldīga', ' KULDĪGA ' and 'kuldīga' one city."""
-    folded = unicodedata.normalize("NFKC", name).casefold()
-    return " ".join(unicodedata.normalize("NFKC", folded).split())
+# The key that makes 'Kuldīga', ' KULDĪGA ' and 'kuldīga' one city, in every service.
+normalise_city = identity_key
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,23 +16,19 @@ from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response, 
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from pearls_applications.adapters import repository as repo
-from pearls_applications.domain.errors import Conflict, DomainError, Invalid, NotFound
 from pearls_applications.domain.model import Application, Call, Criterion, Rubric
 from pearls_applications.domain.review import Reviewer
 from pearls_applications.entrypoints import schemas as s
 from pearls_applications.service_layer.auth import Authenticator, Principal
 from pearls_applications.service_layer.handlers import Applications, request_digest
+from pearls_shared.errors import Conflict, Forbidden, Invalid, NotFound, Unauthorized
 from pearls_shared.events.common import ContactPerson, CountryCode, ThemeSlug
-from pearls_shared.http import correlation_id
-
-
-class Unauthorized(DomainError):
-    status = 401
-
-
-class Forbidden(DomainError):
-    status = 403
-
+from pearls_shared.http import (
+    Limit,
+    Offset,
+    correlation_id,
+    refusal_responses,
+)
 
 _bearer = HTTPBearer(
     auto_error=False,
@@ -41,16 +37,7 @@ _bearer = HTTPBearer(
 Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
 ApplicationId = Annotated[uuid.UUID, Path(description="Id of the application.")]
 CallId = Annotated[uuid.UUID, Path(description="Id of the call.")]
-Limit = Annotated[int, Query(ge=1, le=200, description="Page size.")]
-Offset = Annotated[int, Query(ge=0, le=1_000_000, description="Items to skip.")]
-
-_ERRORS: dict[int | str, dict[str, Any]] = {
-    401: {"model": s.ErrorOut, "description": "Missing or unknown token."},
-    403: {"model": s.ErrorOut, "description": "The token may not do this."},
-    404: {"model": s.ErrorOut, "description": "No such call or application."},
-    409: {"model": s.ErrorOut, "description": "The state forbids it; detail names the rule."},
-    422: {"model": s.ErrorOut, "description": "Invalid input; detail names field and rule."},
-}
+_ERRORS = refusal_responses("No such call or application.")
 
 
 def _service(request: Request) -> Applications:

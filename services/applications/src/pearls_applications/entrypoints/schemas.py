@@ -1,9 +1,8 @@
 """Request and response bodies of the HTTP API (they are the OpenAPI schema).
 
-Text is checked here for shape and size; rules that depend on the call
-(eligibility, themes, rubric) are the domain's. PostgreSQL refuses NUL
-characters in text and JSON, and UTF-8 cannot carry a lone surrogate (legal as
-a JSON escape), so every free text refuses both up front.
+Text is checked here for shape and size (free text with
+``pearls_shared.inputs``: no NUL, no lone surrogate); rules that depend on the
+call (eligibility, themes, rubric) are the domain's.
 """
 
 from __future__ import annotations
@@ -36,26 +35,8 @@ from pearls_shared.events.common import (
     Slug,
     ThemeSlug,
 )
+from pearls_shared.inputs import LongText, ShortText
 
-
-def _no_nul(value: str) -> str:
-    if "\x00" in value:
-        raise ValueError("must not contain NUL characters")
-    if any("\ud800" <= ch <= "\udfff" for ch in value):
-        raise ValueError("must be valid Unicode (no lone surrogates)")
-    return value
-
-
-ShortText = Annotated[
-    str,
-    StringConstraints(strip_whitespace=True, min_length=1, max_length=200),
-    AfterValidator(_no_nul),
-]
-LongText = Annotated[
-    str,
-    StringConstraints(strip_whitespace=True, min_length=1, max_length=4000),
-    AfterValidator(_no_nul),
-]
 ReviewerId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9._-]{1,100}$")]
 
 
@@ -474,13 +455,3 @@ class AuditOut(BaseModel):
     action: str
     details: dict[str, Any]
     at: datetime
-
-
-class ErrorItem(BaseModel):
-    loc: list[str | int]
-    msg: str
-    type: str
-
-
-class ErrorOut(BaseModel):
-    detail: list[ErrorItem] | str

@@ -21,7 +21,6 @@ import structlog
 
 from pearls_applications.adapters import repository as repo
 from pearls_applications.config import ReviewerEntry
-from pearls_applications.domain.errors import Conflict, Forbidden, Invalid, NotFound
 from pearls_applications.domain.model import (
     SYSTEM,
     Application,
@@ -35,6 +34,7 @@ from pearls_applications.domain.model import (
 from pearls_applications.domain.review import Reviewer, Spread, conflict_of_interest, spread
 from pearls_applications.service_layer import tokens
 from pearls_applications.service_layer.auth import Principal
+from pearls_shared.errors import Conflict, Forbidden, Invalid, NotFound
 from pearls_shared.events.applications import ApplicationReviewed
 from pearls_shared.outbox import record_event
 from pearls_shared.tokens import new_token

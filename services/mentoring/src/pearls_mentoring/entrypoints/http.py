@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import asdict
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Path, Query, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -25,26 +25,22 @@ from pearls_mentoring.service_layer.handlers import Mentoring
 from pearls_mentoring.service_layer.queries import Queries
 from pearls_shared.errors import Forbidden, Invalid, NotFound, Unauthorized
 from pearls_shared.events.mentoring import MatchExplanation
-from pearls_shared.http import correlation_id
+from pearls_shared.http import (
+    Limit,
+    Offset,
+    bearer_token,
+    correlation_id,
+    refusal_responses,
+)
 
 _bearer = HTTPBearer(
-    auto_error=False,
-    description="Coordinator or mentor token, or a participant's applicant token.",
+    auto_error=False, description="Coordinator or mentor token, or a participant's applicant token."
 )
 Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
 ParticipantId = Annotated[uuid.UUID, Path(description="Id of the participant (= application id).")]
 MentorId = Annotated[uuid.UUID, Path(description="Id of the mentor.")]
 SessionId = Annotated[uuid.UUID, Path(description="Id of the session.")]
-Limit = Annotated[int, Query(ge=1, le=200, description="Page size.")]
-Offset = Annotated[int, Query(ge=0, le=1_000_000, description="Items to skip.")]
-
-_ERRORS: dict[int | str, dict[str, Any]] = {
-    401: {"model": s.ErrorOut, "description": "Missing or unknown token."},
-    403: {"model": s.ErrorOut, "description": "The token may not do this."},
-    404: {"model": s.ErrorOut, "description": "No such participant, mentor, plan or session."},
-    409: {"model": s.ErrorOut, "description": "The state forbids it; detail names the rule."},
-    422: {"model": s.ErrorOut, "description": "Invalid input; detail names field and rule."},
-}
+_ERRORS = refusal_responses("No such participant, mentor, plan or session.")
 
 
 def _service(request: Request) -> Mentoring:
@@ -66,14 +62,8 @@ Service = Annotated[Mentoring, Depends(_service)]
 Read = Annotated[Queries, Depends(_queries)]
 
 
-def _token(creds: HTTPAuthorizationCredentials | None) -> str:
-    if creds is None:
-        raise Unauthorized(("header", "Authorization"), "bearer_token", "a token is required")
-    return creds.credentials
-
-
 async def _staff(request: Request, creds: Credentials) -> Principal:
-    principal = await _auth(request).identify(_token(creds))
+    principal = await _auth(request).identify(bearer_token(creds))
     if principal is None:
         raise Unauthorized(("header", "Authorization"), "bearer_token", "unknown token")
     return principal
@@ -100,7 +90,7 @@ MentorCaller = Annotated[Principal, Depends(_mentor_caller)]
 
 async def _applicant(request: Request, participant_id: ParticipantId, creds: Credentials) -> None:
     """Only the participant's own applicant token passes (a 404 hides whether it exists)."""
-    if not await _auth(request).owns(participant_id, _token(creds)):
+    if not await _auth(request).owns(participant_id, bearer_token(creds)):
         raise NotFound(("path", "participant_id"), "exists", "no such participant")
 
 
@@ -111,7 +101,7 @@ Viewer = Literal["coordinator", "mentor", "applicant"]
 
 async def _viewer(request: Request, participant_id: ParticipantId, creds: Credentials) -> Viewer:
     """Coordinators, the participant's current mentor, or the participant itself."""
-    token = _token(creds)
+    token = bearer_token(creds)
     auth = _auth(request)
     principal = await auth.identify(token)
     if principal is not None and principal.role == "coordinator":

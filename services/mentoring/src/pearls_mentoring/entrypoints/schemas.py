@@ -21,12 +21,12 @@ from pearls_shared.events.common import (
     CountryCode,
     LanguageCode,
     Languages,
-    Name,
-    Text,
     Themes,
     ThemeSlug,
 )
 from pearls_shared.events.mentoring import MatchExplanation
+from pearls_shared.inputs import LongText as Text
+from pearls_shared.inputs import ShortText as Name
 
 Url = Annotated[AnyHttpUrl, Field(description="An http(s) link.")]
 Summary = Annotated[Text, Field(max_length=500)]
@@ -34,12 +34,6 @@ Summary = Annotated[Text, Field(max_length=500)]
 
 class _In(BaseModel):
     model_config = ConfigDict(extra="forbid")
-
-
-class ErrorOut(BaseModel):
-    detail: list[dict[str, object]] = Field(
-        description="Each problem: `loc` (where), `msg` (what), `type` (the rule broken)."
-    )
 
 
 # -- mentors -------------------------------------------------------------------
