@@ -149,3 +149,14 @@ def test_addresses_are_compared_case_insensitively() -> None:
     )
     [mail] = mails_for(event, KNOWN)
     assert mail.recipient.email == KADRI
+
+
+def test_a_participant_that_withdrew_is_not_told_its_mentor_left_but_the_mentor_is() -> None:
+    unassigned = sample("pearls.mentor.unassigned")
+    withdrew = unassigned.model_copy(update={"reason_code": "participant_withdrawn"})
+    known = Known(coordinators=Recipient.of("coordinators@pearls.example", "Coordinators", "en"))
+    assert {m.template for m in mails_for(withdrew, known)} == {"mentee_unassigned"}
+    assert {m.template for m in mails_for(unassigned, known)} == {
+        "mentor_unassigned",
+        "mentee_unassigned",
+    }

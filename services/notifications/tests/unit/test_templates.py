@@ -138,3 +138,10 @@ def test_coordinators_read_why_no_mentor_fits_in_their_language() -> None:
     german = TEMPLATES.render(template, "de", context)
     assert "niemand mit freien Plätzen teilt eine Arbeitssprache; alle passenden" in german.text
     assert "a_reason_added_later" in german.html
+
+
+def test_times_keep_the_offset_they_were_given_in() -> None:
+    when = Templates().env.filters["when"]
+    assert when("2026-12-23T14:00:00+02:00") == "2026-12-23 14:00 UTC+02:00"
+    assert when("2026-12-23T12:00:00Z") == "2026-12-23 12:00 UTC"
+    assert when("2026-03-29T10:30:00-03:30") == "2026-03-29 10:30 UTC-03:30"

@@ -9,7 +9,7 @@ by users.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -41,15 +41,23 @@ def shipped_languages(root: Path = TEMPLATE_DIR) -> tuple[str, ...]:
     )
 
 
+MINUTE = timedelta(minutes=1)
+
+
 def _when(value: Any) -> str:
-    """ISO date/time from an event as 'YYYY-MM-DD HH:MM UTC' (or the date alone)."""
+    """ISO date/time from an event as 'YYYY-MM-DD HH:MM UTC', or with the offset it was
+    given in ('… 14:00 UTC+02:00': a session's local time stays local), or the date alone."""
     if isinstance(value, str):
         try:
             value = datetime.fromisoformat(value.replace("Z", "+00:00"))
         except ValueError:
             return str(value)
     if isinstance(value, datetime):
-        return value.strftime("%Y-%m-%d %H:%M UTC")
+        offset = value.utcoffset()
+        if not offset:
+            return value.strftime("%Y-%m-%d %H:%M UTC")
+        sign, minutes = ("+" if offset.total_seconds() > 0 else "-"), abs(offset) // MINUTE
+        return value.strftime("%Y-%m-%d %H:%M UTC") + f"{sign}{minutes // 60:02}:{minutes % 60:02}"
     if isinstance(value, date):
         return value.isoformat()
     return str(value)

@@ -33,6 +33,12 @@ def contacts(data: Any, known: Known) -> Iterable[Recipient]:
         yield Recipient.of(c.email, c.name, c.language)
 
 
+def contacts_still_taking_part(data: Any, known: Known) -> Iterable[Recipient]:
+    """The participant's contacts, unless it left itself (its withdrawal mail says so)."""
+    if getattr(data, "reason_code", None) != "participant_withdrawn":
+        yield from contacts(data, known)
+
+
 def mentor(data: Any, known: Known) -> Iterable[Recipient]:
     """The mentor named in the event, else the one the directory knows as assigned."""
     ref = getattr(data, "mentor", None)
@@ -88,7 +94,7 @@ WHO_HEARS_WHAT: dict[str, tuple[Rule, ...]] = {
     "pearls.mentor.registered":       (Rule(registered_mentor, "mentor_registered", E),),
     "pearls.mentor.assigned":         (Rule(contacts, "mentor_assigned", E),
                                        Rule(mentor, "mentee_assigned", E)),
-    "pearls.mentor.unassigned":       (Rule(contacts, "mentor_unassigned", E),
+    "pearls.mentor.unassigned":       (Rule(contacts_still_taking_part, "mentor_unassigned", E),
                                        Rule(mentor, "mentee_unassigned", E)),
     "pearls.mentor.unmatched":        (Rule(coordinators, "mentor_unmatched", E),),
     "pearls.session.scheduled":       (Rule(session_participants, "session_scheduled", S),
