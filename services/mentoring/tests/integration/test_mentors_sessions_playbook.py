@@ -63,6 +63,23 @@ async def test_override_is_audited_and_keeps_the_hard_constraints(service: Servi
     [overridden] = [e for e in events if e.data.get("overridden_by_coordinator")]
     assert overridden.data["replaces_mentor_id"] == first["mentor_id"]
 
+    no_city = await service.client.post(
+        "/mentors",
+        json={
+            "kind": "pearl_city",
+            "name": "Kadri Tamm",
+            "email": "kadri.no-city@example.org",
+            "language": "et",
+            "languages": ["et"],
+            "country": "EE",
+            "capacity": 1,
+            "themes": ["culture_creative_industries"],
+        },
+        headers=service.coordinator,
+    )
+    assert no_city.status_code == 422
+    assert no_city.json()["detail"][0]["loc"] == ["body", "city_name"]
+
     not_coordinator = await service.client.put(
         url,
         json={"mentor_id": first["mentor_id"], "reason": "x"},
@@ -124,12 +141,17 @@ async def test_sessions_are_proposed_by_theme_scheduled_and_attended(service: Se
     cities = [("Kuldīga", "LV"), ("Viljandi", "EE"), ("Ystad", "SE")]
     joined = [await service.join(city=c, country=cc) for c, cc in cities]
     ids = {str(a.application_id) for a in joined}
+    for a in joined:  # a mentor is proposed groups among its own participants
+        await service.matched(a.application_id)
     proposals = await service.client.get("/sessions/proposals", headers=bearer(host["token"]))
     assert proposals.status_code == 200
     [group] = [
         g for g in proposals.json() if {p["participant_id"] for p in g["participants"]} == ids
     ]
     assert group["language"] == "en"
+    stranger = await service.register_mentor(capacity=1, languages=["de"], language="de")
+    theirs = await service.client.get("/sessions/proposals", headers=bearer(stranger["token"]))
+    assert theirs.status_code == 200 and theirs.json() == []  # no participants of its own
 
     starts = (datetime.now(UTC) + timedelta(days=14)).replace(tzinfo=None, microsecond=0)
     body = {
@@ -169,13 +191,13 @@ async def test_sessions_are_proposed_by_theme_scheduled_and_attended(service: Se
     )
     assert bad_zone.status_code == 422
     assert bad_zone.json()["detail"][0]["loc"] == ["body", "time_zone"]
-    stranger = await service.client.post(
+    unknown = await service.client.post(
         "/sessions",
         json={**body, "participant_ids": [str(uuid.uuid4())]},
         headers=service.coordinator,
     )
-    assert stranger.status_code == 422
-    assert stranger.json()["detail"][0]["loc"] == ["body", "participant_ids", 0]
+    assert unknown.status_code == 422
+    assert unknown.json()["detail"][0]["loc"] == ["body", "participant_ids", 0]
     too_early = await service.client.put(
         f"/sessions/{session['session_id']}/attendance",
         json={"attended": sorted(ids)},

@@ -527,6 +527,7 @@ async def publish_measure(
     "/sessions/proposals",
     tags=["sessions"],
     summary="Proposed co-learning groups by shared themes (a person confirms)",
+    description="Coordinators see groups among all participants, a mentor among its own.",
 )
 async def proposals(
     who: Staff,
@@ -546,7 +547,7 @@ async def proposals(
                 for p in members
             ],
         )
-        for g, members in await service.propose_sessions(min_size, max_size)
+        for g, members in await service.propose_sessions(min_size, max_size, who.mentor_id)
     ]
 
 

@@ -13,6 +13,8 @@ from pydantic import (
     ConfigDict,
     EmailStr,
     Field,
+    ValidationInfo,
+    field_validator,
     model_validator,
 )
 
@@ -49,17 +51,21 @@ class MentorIn(_In):
     languages: Languages = Field(description="Working languages the mentor can mentor in.")
     country: CountryCode
     city_name: Name | None = Field(
-        default=None, description="The mentor's city; required for a pearl city."
+        default=None,
+        validate_default=True,
+        description="The mentor's city; required for a pearl city.",
     )
     organisation: Name | None = None
     capacity: int = Field(ge=1, le=50, description="Participants the mentor takes at most.")
     themes: Themes = Field(description="Themes the mentor has experience in.")
 
-    @model_validator(mode="after")
-    def _pearl_city_has_city(self) -> Self:
-        if self.kind == "pearl_city" and not self.city_name:
-            raise ValueError("city_name is required for a pearl city")
-        return self
+    @field_validator("city_name")
+    @classmethod
+    def _pearl_city_has_city(cls, value: str | None, info: ValidationInfo) -> str | None:
+        # A field validator, so the 422 names city_name (kind is validated before it).
+        if info.data.get("kind") == "pearl_city" and not value:
+            raise ValueError("required for a pearl city")
+        return value
 
     model_config = ConfigDict(
         extra="forbid",

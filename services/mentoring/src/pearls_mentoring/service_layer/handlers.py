@@ -796,10 +796,12 @@ class Mentoring:
     # -- co-learning sessions -------------------------------------------------------
 
     async def propose_sessions(
-        self, min_size: int, max_size: int
+        self, min_size: int, max_size: int, mentor_id: uuid.UUID | None = None
     ) -> list[tuple[Any, list[Participant]]]:
+        """Groups among all participants, or among a mentor's own (a mentor sees no others)."""
         async with self.pool.acquire() as conn:
-            active = [p for p in await repo.active_participants(conn) if p.city_name]
+            mine = await repo.participants_of(conn, mentor_id) if mentor_id else None
+            active = [p for p in await repo.active_participants(conn, mine) if p.city_name]
         by_id = {p.id: p for p in active}
         groups = propose_groups(
             [
