@@ -80,10 +80,23 @@ async def test_override_is_audited_and_keeps_the_hard_constraints(service: Servi
     assert no_city.status_code == 422
     assert no_city.json()["detail"][0]["loc"] == ["body", "city_name"]
 
+    renewed = await service.client.post(
+        f"/mentors/{second['mentor_id']}/token", headers=service.coordinator
+    )
+    assert renewed.status_code == 200
+    old_token = await service.client.get(
+        f"/mentors/{second['mentor_id']}", headers=bearer(second["token"])
+    )
+    assert old_token.status_code == 401
+    new_token = await service.client.get(
+        f"/mentors/{second['mentor_id']}", headers=bearer(renewed.json()["token"])
+    )
+    assert new_token.status_code == 200
+
     not_coordinator = await service.client.put(
         url,
         json={"mentor_id": first["mentor_id"], "reason": "x"},
-        headers=bearer(second["token"]),
+        headers=bearer(renewed.json()["token"]),
     )
     assert not_coordinator.status_code == 403
 
@@ -204,6 +217,35 @@ async def test_sessions_are_proposed_by_theme_scheduled_and_attended(service: Se
         headers=bearer(host["token"]),
     )
     assert too_early.status_code == 409
+
+    # Once the session has begun, a host records who came.
+    mentoring = service.app.state.mentoring
+    real_clock = mentoring.clock
+    mentoring.clock = lambda: real_clock() + timedelta(days=15)
+    try:
+        first_two = sorted(ids)[:2]
+        uninvited = await service.client.put(
+            f"/sessions/{session['session_id']}/attendance",
+            json={"attended": [*first_two, str(uuid.uuid4())]},
+            headers=bearer(host["token"]),
+        )
+        assert uninvited.status_code == 422
+        assert uninvited.json()["detail"][0]["loc"] == ["body", "attended", 2]
+        recorded = await service.client.put(
+            f"/sessions/{session['session_id']}/attendance",
+            json={"attended": first_two, "notes": "Viljandi shared its volunteer handbook."},
+            headers=bearer(host["token"]),
+        )
+        assert recorded.status_code == 200, recorded.text
+        assert recorded.json()["attended"] == first_two
+        not_host = await service.client.put(
+            f"/sessions/{session['session_id']}/attendance",
+            json={"attended": first_two},
+            headers=bearer(other_host["token"]),
+        )
+        assert not_host.status_code == 403
+    finally:
+        mentoring.clock = real_clock
 
 
 async def test_playbook_has_curated_and_consented_practices_without_personal_data(

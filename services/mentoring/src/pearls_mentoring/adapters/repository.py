@@ -282,6 +282,15 @@ async def set_mentor_status(conn: Conn, mentor_id: uuid.UUID, status: str) -> No
     await conn.execute("UPDATE mentors SET status = $2 WHERE mentor_id = $1", mentor_id, status)
 
 
+async def replace_mentor_token(conn: Conn, mentor_id: uuid.UUID, digest: bytes) -> bool:
+    done = await conn.fetchval(
+        "UPDATE mentors SET token_sha256 = $2 WHERE mentor_id = $1 RETURNING true",
+        mentor_id,
+        digest,
+    )
+    return bool(done)
+
+
 async def mentor_by_token(conn: Conn, digest: bytes) -> tuple[uuid.UUID, bytes] | None:
     row = await conn.fetchrow(
         "SELECT mentor_id, token_sha256 FROM mentors WHERE token_sha256 = $1", digest

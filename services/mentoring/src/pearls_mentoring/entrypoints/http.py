@@ -243,6 +243,20 @@ async def get_mentor(mentor_id: MentorId, who: Staff, read: Read) -> s.MentorOut
 
 
 @router.post(
+    "/mentors/{mentor_id}/token",
+    tags=["mentors"],
+    summary="Issue a new token for a mentor (the old one stops working)",
+    description="Coordinator only; audited. For a lost or leaked token.",
+)
+async def new_mentor_token(
+    mentor_id: MentorId, who: Coordinator, service: Service
+) -> s.MentorTokenOut:
+    return s.MentorTokenOut(
+        mentor_id=mentor_id, token=await service.new_mentor_token(mentor_id, who.actor)
+    )
+
+
+@router.post(
     "/mentors/{mentor_id}/pause",
     tags=["mentors"],
     summary="Pause a mentor; its participants are matched anew",

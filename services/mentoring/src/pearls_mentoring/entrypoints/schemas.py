@@ -108,6 +108,11 @@ class MentorRegisteredOut(MentorOut):
     token: str = Field(description="The mentor's bearer token; shown once, stored hashed.")
 
 
+class MentorTokenOut(BaseModel):
+    mentor_id: uuid.UUID
+    token: str = Field(description="The mentor's new bearer token; shown once, stored hashed.")
+
+
 # -- participants and matching ------------------------------------------------------
 
 

@@ -238,6 +238,17 @@ class Mentoring:
             )
         return mentor, token
 
+    async def new_mentor_token(self, mentor_id: uuid.UUID, actor: str) -> str:
+        """A lost or leaked mentor token is replaced; the old one stops working at once."""
+        token, digest = new_token()
+        async with self.pool.acquire() as conn, conn.transaction():
+            if not await repo.replace_mentor_token(conn, mentor_id, digest):
+                raise NotFound(("path", "mentor_id"), "exists", "no such mentor")
+            await repo.write_audit(
+                conn, [AuditEntry(self.clock(), actor, "mentor_token_replaced", None, mentor_id)]
+            )
+        return token
+
     async def set_mentor_status(
         self, mentor_id: uuid.UUID, status: str, actor: str, correlation_id: str
     ) -> Mentor:
