@@ -37,6 +37,7 @@ pytest:
 
 bench: setup ## Benchmarks (ratios against a baseline measured in the same run)
 	$(UV) run --locked python bench/relay_throughput.py
+	$(UV) run --locked python bench/matching.py
 
 infra: setup ## Only Kafka and PostgreSQL, in the foreground
 	@$(UV) run --locked pearls-infra up
