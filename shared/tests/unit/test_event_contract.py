@@ -56,6 +56,7 @@ CONTRACT = {
         "pearls.award.round_opened": "round_id",
         "pearls.award.nominated": "participant_id",
         "pearls.award.granted": "participant_id",
+        "pearls.award.revoked": "participant_id",
         "pearls.award.round_closed": "round_id",
     },
     topics.NOTIFICATIONS: {
@@ -66,8 +67,8 @@ CONTRACT = {
 ALL_TYPES = sorted(t for types in CONTRACT.values() for t in types)
 
 
-def test_registry_holds_exactly_the_25_types_of_the_contract() -> None:
-    assert len(ALL_TYPES) == 25
+def test_registry_holds_exactly_the_26_types_of_the_contract() -> None:
+    assert len(ALL_TYPES) == 26
     assert sorted(EVENT_TYPES) == ALL_TYPES
 
 

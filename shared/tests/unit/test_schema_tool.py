@@ -40,7 +40,7 @@ def test_committed_contract_passes_check(
     published: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     assert check(published) == 0
-    assert "25 event types" in capsys.readouterr().out
+    assert "26 event types" in capsys.readouterr().out
 
 
 def test_check_fails_on_an_out_of_date_file(

@@ -81,6 +81,7 @@ EXPECTED: dict[str, set[tuple[str, str]]] = {
     "pearls.award.round_opened": {(ANNA, "award_jury_invited"), (LARS, "award_jury_invited")},
     "pearls.award.nominated": {(INESE, "award_nominated"), (MARTINS, "award_nominated")},
     "pearls.award.granted": {(INESE, "award_granted"), (MARTINS, "award_granted")},
+    "pearls.award.revoked": {(INESE, "award_revoked"), (MARTINS, "award_revoked")},
     "pearls.award.round_closed": {
         (ANNA, "award_round_closed"),
         (LARS, "award_round_closed"),

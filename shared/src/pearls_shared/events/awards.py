@@ -124,6 +124,20 @@ class AwardGranted(_ParticipantEvent):
     )
 
 
+class AwardRevoked(_ParticipantEvent):
+    """A coordinator revoked an award; the showcase no longer shows it."""
+
+    event_type: ClassVar[str] = "pearls.award.revoked"
+
+    round_id: uuid.UUID = Field(description=_ROUND_ID)
+    participant_id: uuid.UUID = Field(description=_PARTICIPANT_ID)
+    revoked_at: AwareDatetime = Field(description="When the award was revoked.")
+    city_name: Name = Field(description=_CITY)
+    country: CountryCode = Field(description=_COUNTRY)
+    contacts: Contacts = Field(description="The participant's contact persons.")
+    reason: Text = Field(description="Why the award was revoked, as told to the participant.")
+
+
 class Winner(Value):
     """One winner of a closed round."""
 
@@ -153,5 +167,6 @@ EVENTS: tuple[type[EventData], ...] = (
     AwardRoundOpened,
     AwardNominated,
     AwardGranted,
+    AwardRevoked,
     AwardRoundClosed,
 )

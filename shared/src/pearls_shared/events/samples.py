@@ -360,6 +360,15 @@ _BUILDERS: dict[str, Callable[[], EventData]] = {
         themes=THEMES,
         achievements=_ACHIEVEMENTS,
     ),
+    "pearls.award.revoked": lambda: awd.AwardRevoked(
+        round_id=ROUND_ID,
+        participant_id=APPLICATION_ID,
+        revoked_at=_at(12, 1, year=2026),
+        city_name=CITY,
+        country=COUNTRY,
+        contacts=CONTACTS,
+        reason="The festival named in the citation did not take place.",
+    ),
     "pearls.award.round_closed": lambda: awd.AwardRoundClosed(
         round_id=ROUND_ID,
         closed_at=_at(11, 5, year=2026),

@@ -111,6 +111,7 @@ WHO_HEARS_WHAT: dict[str, tuple[Rule, ...]] = {
     "pearls.award.round_opened":      (Rule(jurors, "award_jury_invited", E),),
     "pearls.award.nominated":         (Rule(contacts, "award_nominated", E),),
     "pearls.award.granted":           (Rule(contacts, "award_granted", E),),
+    "pearls.award.revoked":           (Rule(contacts, "award_revoked", E),),
     "pearls.award.round_closed":      (Rule(jurors, "award_round_closed", E),
                                        Rule(coordinators, "award_round_closed", E)),
 }
