@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
@@ -55,5 +55,28 @@ async def read_topic(bootstrap: str, topic: str) -> list[ConsumerRecord[bytes, b
             for recs in batch.values():
                 records.extend(recs)
         return records
+    finally:
+        await consumer.stop()
+
+
+async def start_group_at_end(bootstrap: str, group: str, topics: Iterable[str]) -> None:
+    """Commit a consumer group's offsets at the topics' current end, so a service started
+    with that group reads only what is published next (tests share one broker)."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        described = await admin.describe_topics(list(topics))
+    finally:
+        await admin.close()
+    partitions = [
+        TopicPartition(d["topic"], p["partition"]) for d in described for p in d["partitions"]
+    ]
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False
+    )
+    await consumer.start()
+    try:
+        consumer.assign(partitions)
+        await consumer.commit(dict(await consumer.end_offsets(partitions)))
     finally:
         await consumer.stop()

@@ -17,8 +17,7 @@ from typing import Any
 import asyncpg
 import httpx
 import pytest
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka import AIOKafkaProducer
 from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
 
@@ -29,34 +28,12 @@ from pearls_shared.events.applications import ApplicationAccepted, ApplicationWi
 from pearls_shared.events.base import EventData
 from pearls_shared.outbox import envelope_for
 from pearls_shared.settings import DeliverySettings, KafkaSettings
-from pearls_shared.testing import read_topic, wait_for
+from pearls_shared.testing import read_topic, start_group_at_end, wait_for
 from pearls_shared.tokens import TokenEntry, hash_token
 from pearls_shared.topics import APPLICATIONS, MENTORING
 
 COORDINATOR = "mentoring-coordinator-token-0123"
 THEMES = ("culture_creative_industries", "leisure_youth_social")
-
-
-async def start_group_at_end(bootstrap: str, group: str, topic: str) -> None:
-    """Commit the group's offsets at the topic's end: it reads only what comes next."""
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False
-    )
-    await consumer.start()
-    try:
-        admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-        await admin.start()
-        try:
-            [description] = await admin.describe_topics([topic])
-        finally:
-            await admin.close()
-        partitions = [TopicPartition(topic, p["partition"]) for p in description["partitions"]]
-        assert partitions, f"topic {topic} does not exist"
-        consumer.assign(partitions)
-        ends = await consumer.end_offsets(partitions)
-        await consumer.commit(dict(ends))
-    finally:
-        await consumer.stop()
 
 
 @dataclass(frozen=True)
@@ -269,7 +246,7 @@ async def service(
 ) -> AsyncIterator[Service]:
     dsn = postgres_server.new_database("mentoring")
     group = f"mentoring-test-{uuid.uuid4()}"
-    await start_group_at_end(kafka_settings.bootstrap_servers, group, APPLICATIONS)
+    await start_group_at_end(kafka_settings.bootstrap_servers, group, [APPLICATIONS])
     app = create_app(
         make_settings(dsn, group),
         kafka=kafka_settings,

@@ -1,0 +1,72 @@
+"""The one place that wires settings, database, broker, showcase and the HTTP app."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+
+from fastapi import FastAPI
+
+from pearls_awards.adapters.showcase import Showcase
+from pearls_awards.config import Settings
+from pearls_awards.entrypoints.consumers import subscription
+from pearls_awards.entrypoints.http import router
+from pearls_awards.service_layer.auth import Authenticator
+from pearls_awards.service_layer.handlers import Awards, ViewEvents
+from pearls_awards.service_layer.queries import Queries
+from pearls_shared.http import install_correlation, install_refusals, operations_router
+from pearls_shared.runtime import service_runtime
+from pearls_shared.settings import DeliverySettings, KafkaSettings
+
+SERVICE = "awards"
+
+
+def create_app(
+    settings: Settings,
+    *,
+    kafka: KafkaSettings | None = None,
+    delivery: DeliverySettings | None = None,
+) -> FastAPI:
+    """The service's ASGI app; its lifespan runs migrations, relay and the view's consumer."""
+    events = ViewEvents()
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        async with service_runtime(
+            service=SERVICE,
+            db=settings.postgres(),
+            kafka=kafka or settings.kafka(),
+            delivery=delivery or settings.delivery(),
+            migrations_dir=settings.migrations_dir,
+            subscriptions=(subscription(events, settings.consumer_group),),
+        ) as runtime:
+            app.state.runtime = runtime
+            app.state.awards = Awards(runtime.pool)
+            app.state.queries = Queries(runtime.pool)
+            app.state.authenticator = Authenticator(runtime.pool, settings.coordinators)
+            yield
+
+    app = FastAPI(
+        title="Pearls awards",
+        version="1.0.0",
+        summary="Award rounds, jury scoring and the public showcase of the BSR Cultural Pearls.",
+        description="The awards service keeps its own view of the participants from"
+        " `pearls.applications.v1` and `pearls.mentoring.v1`, nominates the eligible,"
+        " lets the jury score (conflicts of interest derived and excluded), grants the award"
+        " by the programme's rule (top scores, at most one per country, one additional award"
+        " on a tight score) and shows the pearls publicly. Every change is published on"
+        " `pearls.awards.v1`.",
+        lifespan=lifespan,
+    )
+    app.state.showcase = Showcase(str(settings.public_base_url))
+    app.state.showcase_max_age_s = settings.showcase_max_age_s
+
+    async def ready() -> bool:
+        runtime = getattr(app.state, "runtime", None)
+        return runtime is not None and bool(await runtime.ready())
+
+    install_refusals(app)
+    install_correlation(app)
+    app.include_router(operations_router(ready))
+    app.include_router(router)
+    return app
