@@ -277,37 +277,37 @@ class Awards:
             view = await repo.load_view(conn, participant_id)
             assert view is not None
             found = conflicts(juror, view)
-            if found:
-                await repo.record_exclusions(
-                    conn,
-                    round_id,
-                    [repo.Exclusion(juror_id, participant_id, r, d, now) for r, d in found],
-                )
-                reason, detail = found[0]
-                # Recorded even though the request is refused: the coordinator sees why.
+            if not found:
+                checked = check_scores(values, round_.criteria)
+                await repo.save_scores(conn, round_id, juror_id, participant_id, checked, now)
                 await repo.audit(
                     conn,
                     now,
                     f"juror:{juror_id}",
-                    "score_refused",
+                    "scored",
                     round_id=round_id,
                     participant_id=participant_id,
-                    details={"reason": reason, "detail": detail},
+                    details={"scores": checked},
                 )
-                raise _Excluded(
-                    ("path", "participant_id"), "conflict_of_interest", f"{reason}: {detail}"
-                )
-            checked = check_scores(values, round_.criteria)
-            await repo.save_scores(conn, round_id, juror_id, participant_id, checked, now)
+                return
+            # Refused, yet recorded: this transaction commits before the refusal is raised,
+            # so the coordinator sees why.
+            await repo.record_exclusions(
+                conn,
+                round_id,
+                [repo.Exclusion(juror_id, participant_id, r, d, now) for r, d in found],
+            )
+            reason, detail = found[0]
             await repo.audit(
                 conn,
                 now,
                 f"juror:{juror_id}",
-                "scored",
+                "score_refused",
                 round_id=round_id,
                 participant_id=participant_id,
-                details={"scores": checked},
+                details={"reason": reason, "detail": detail},
             )
+        raise _Excluded(("path", "participant_id"), "conflict_of_interest", f"{reason}: {detail}")
 
     async def standings(self, round_id: uuid.UUID, *, additional: bool = True) -> ranking.Result:
         """The ranking as it stands (coordinators preview it before closing)."""
