@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Installs what Pearls needs on a fresh machine: uv and the Python packages
 # (locked), then Apache Kafka's broker jars from Maven Central. Java 17+,
-# Maven and the PostgreSQL server binaries must be on the machine; on Debian
-# or Ubuntu as root, missing ones are installed with apt-get.
+# Maven, the PostgreSQL server binaries and Chromium with its WebDriver (the
+# showcase's browser test) must be on the machine; on Debian or Ubuntu as root,
+# missing ones are installed with apt-get.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -11,12 +12,15 @@ command -v java >/dev/null 2>&1 || need_apt+=(openjdk-17-jre-headless)
 command -v mvn >/dev/null 2>&1 || need_apt+=(maven)
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null 2>&1 \
   || need_apt+=(postgresql)
+command -v chromium >/dev/null 2>&1 || need_apt+=(chromium)
+command -v chromedriver >/dev/null 2>&1 || need_apt+=(chromium-driver)
 if ((${#need_apt[@]})); then
   if [[ $(id -u) == 0 ]] && command -v apt-get >/dev/null 2>&1; then
     echo "setup: installing ${need_apt[*]} with apt-get"
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}"
   else
-    echo "setup: missing ${need_apt[*]}: install Java 17+, Maven and PostgreSQL server binaries" >&2
+    echo "setup: missing ${need_apt[*]}: install Java 17+, Maven, PostgreSQL server binaries," >&2
+    echo "       Chromium and its driver (chromedriver)" >&2
     echo "       (or set KAFKA_BOOTSTRAP_SERVERS and PEARLS_TEST_POSTGRES_DSN, or run Docker)" >&2
     exit 1
   fi
