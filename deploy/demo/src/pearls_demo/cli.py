@@ -1,9 +1,11 @@
 """`pearls-demo` (what `make run` starts): the whole system on this machine.
 
 Starts PostgreSQL (one database and role per service), Kafka 4 (KRaft), an
-SMTP sink whose captured mail can be read in a browser, and the services; then
-plays a short demo through the public HTTP API and shows which events flowed
-and which emails went out. Ctrl-C stops everything, in order.
+SMTP sink whose captured mail can be read in a browser, and the services
+(applications, mentoring, awards, notifications); then plays a short demo
+through the public HTTP API, from a call for applications to an award round
+and its public showcase, and shows which events flowed and which emails went
+out. Ctrl-C stops everything, in order.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from pearls_localinfra._proc import repo_root
 from pearls_localinfra.kafka import KafkaCluster
 from pearls_localinfra.postgres import PostgresCluster
 
-SERVICES = ("applications", "mentoring", "notifications")
+SERVICES = ("applications", "mentoring", "awards", "notifications")
 DEMO_COORDINATOR_TOKEN = "demo-coordinator-token"  # noqa: S105 - local demo only
 
 
@@ -114,6 +116,11 @@ async def run(args: argparse.Namespace) -> int:
                 "PEARLS_MENTORING_MATCHING_INTERVAL_S": "1",
                 "PEARLS_MENTORING_OVERDUE_INTERVAL_S": "1",
             },
+            "awards": {
+                "PEARLS_AWARDS_COORDINATORS": coordinators,
+                # The showcase's pages and feed link to themselves with this address.
+                "PEARLS_AWARDS_PUBLIC_BASE_URL": f"http://127.0.0.1:{ports['awards']}",
+            },
             "notifications": {
                 "PEARLS_NOTIFICATIONS_SMTP_HOST": "127.0.0.1",
                 "PEARLS_NOTIFICATIONS_SMTP_PORT": str(smtp_port),
@@ -149,6 +156,7 @@ async def run(args: argparse.Namespace) -> int:
             await play(
                 f"http://127.0.0.1:{ports['applications']}",
                 f"http://127.0.0.1:{ports['mentoring']}",
+                f"http://127.0.0.1:{ports['awards']}",
                 coordinator_token=DEMO_COORDINATOR_TOKEN,
                 say=say,
             )

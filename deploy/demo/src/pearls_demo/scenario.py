@@ -1,6 +1,6 @@
-"""The demo, played through the public HTTP APIs of applications and mentoring.
+"""The demo, played through the public HTTP APIs of applications, mentoring and awards.
 
-A coordinator opens a call; six smaller Baltic Sea cities apply (Riga is too
+A coordinator opens a call; eight smaller Baltic Sea cities apply (Riga is too
 big for it, Husum submits twice); three reviewers score them while the
 coordinator registers the mentor pool, the coordinator decides, and the
 mentoring service matches the accepted cities with mentors, explaining why.
@@ -9,6 +9,15 @@ up. Kuldīga then writes its action plan: its mentor asks for changes, approves
 the second revision, Kuldīga reports milestones reached while one overdue
 milestone is noticed; a measure goes to the public playbook and a co-learning
 session is scheduled from the service's proposal.
+
+Then the award: the other participants carry out their plans, the coordinator
+opens a round (two awards, at most one per country, one additional award on a
+tight score) and the awards service nominates whoever is eligible, at once or
+as soon as mentoring's events make them so. It works out which juror may not
+score whom; the jury scores, and the BSR rule decides, with a reason for every
+nominee: two Latvian cities come first and second, the quota gives the second
+regular award to Viljandi and the additional one to Cēsis. The winners are
+published in the public showcase.
 """
 
 from __future__ import annotations
@@ -86,6 +95,28 @@ CITIES = (
         ("innovation_economy", "culture_creative_industries"),
         2,
     ),
+    # A second Latvian and a second Estonian city: the award's country quota has
+    # something to decide.
+    City(
+        "Cēsis",
+        "LV",
+        15_000,
+        "Līga Ozola",
+        "liga@cesis.example",
+        "lv",
+        ("innovation_economy", "digital_participation"),
+        4,
+    ),
+    City(
+        "Haapsalu",
+        "EE",
+        9_500,
+        "Triin Kask",
+        "triin@haapsalu.example",
+        "et",
+        ("ecology_health", "innovation_economy"),
+        4,
+    ),
 )
 TOO_BIG = City(
     "Rīga",
@@ -102,7 +133,7 @@ REVIEWERS = (
     ("jonas", "Jonas Petraitis", "Klaipėda", "LT"),
     ("maja", "Maja Lindqvist", "Lund", "SE"),
 )
-PLACES = 3
+PLACES = 5
 
 # The mentor pool: national experts and an experienced "pearl" city, from several
 # countries. Viljandi is both a pearl city and (in this demo) an applicant: a
@@ -141,6 +172,17 @@ MENTORS: tuple[dict[str, Any], ...] = (
         "organisation": "Viljandi town culture department",
         "capacity": 2,
         "themes": ["culture_creative_industries", "leisure_youth_social"],
+    },
+    {
+        "kind": "national_expert",
+        "name": "Mikko Laine",
+        "email": "mikko@kulttuuriverkosto.example",
+        "language": "fi",
+        "languages": ["fi", "sv", "en"],
+        "country": "FI",
+        "organisation": "Finnish Culture Network",
+        "capacity": 2,
+        "themes": ["innovation_economy", "digital_participation", "ecology_health"],
     },
 )
 PLANNER = "Kuldīga"  # the participant whose action plan the demo follows
@@ -199,6 +241,7 @@ class Demo:
 async def play(
     applications_url: str,
     mentoring_url: str,
+    awards_url: str,
     *,
     coordinator_token: str,
     say: Callable[[str], None],
@@ -206,9 +249,11 @@ async def play(
     async with (
         httpx.AsyncClient(base_url=applications_url, timeout=30.0) as client,
         httpx.AsyncClient(base_url=mentoring_url, timeout=30.0) as mentoring_client,
+        httpx.AsyncClient(base_url=awards_url, timeout=30.0) as awards_client,
     ):
         demo = Demo(client, coordinator_token, say)
         mentoring = Demo(mentoring_client, coordinator_token, say)
+        awards = Demo(awards_client, coordinator_token, say)
         now = datetime.now(UTC)
         call = await demo.request(
             "POST",
@@ -374,6 +419,15 @@ async def play(
         participant = {"participant_id": receipt["application_id"], "city_name": planner.name}
         await action_plan(mentoring, participant, receipt["applicant_token"], pool)
         await co_learning(mentoring, pool)
+
+        tokens_of = {
+            e["city_name"]: (e["application_id"], receipts[e["city_name"]]["applicant_token"])
+            for e in ranking
+            if e["application_id"] in accepted | {moving_up["application_id"]}
+            and e["city_name"] != leaving["city_name"]
+        }
+        await award_round(mentoring, awards, tokens_of, pool)
+        say(f"> the pearls are public at {awards_url}/showcase")
 
 
 # -- mentoring --------------------------------------------------------------------------
@@ -713,6 +767,458 @@ async def co_learning(mentoring: Demo, pool: Pool) -> None:
         f"> {host.name} scheduled a co-learning session for {cities} on {on} 14:00-16:00"
         " Europe/Tallinn" + (f", hosted with {', '.join(co_hosts)}" if co_hosts else "")
     )
+
+
+# -- awards ------------------------------------------------------------------------------
+
+# The round: two regular awards, at most one per country, and one additional award
+# (exempt from the country rule) when the next score is within the margin.
+AWARDS_COUNT, PER_COUNTRY, TIGHT_MARGIN, MIN_MILESTONE_SHARE = 2, 1, 2.0, 0.5
+CRITERIA = (
+    ("impact", "Impact on the town's social resilience", 2),
+    ("community", "Community engagement", 1),
+    ("learning", "What other cities can learn from it", 1),
+)
+# Kadri Tamm mentored Kuldīga and comes from Viljandi: the awards service works
+# both conflicts out from the events and does not let her score those two.
+JURORS: tuple[dict[str, str], ...] = (
+    {
+        "name": "Kadri Tamm",
+        "email": "kadri@viljandi-pearl.example",
+        "language": "et",
+        "city_name": "Viljandi",
+        "country": "EE",
+    },
+    {
+        "name": "Birgit Lorenzen",
+        "email": "birgit@kulturnetz-sh.example",
+        "language": "de",
+        "city_name": "Flensburg",
+        "country": "DE",
+    },
+    {
+        "name": "Piotr Zieliński",
+        "email": "piotr@baltic-culture-fund.example",
+        "language": "pl",
+        "city_name": "Gdańsk",
+        "country": "PL",
+    },
+)
+# Each juror's score sheets, 0-10 per criterion (impact, community, learning).
+# Kadri Tamm tries Kuldīga anyway and is refused. Weighted, on 0-100: Kuldīga
+# 90.00, Cēsis 85.00, Viljandi 83.75, Haapsalu 75.00, Ystad 70.00. Cēsis comes
+# second, but Latvia has its award already: Viljandi gets the second regular
+# award and Cēsis, 1.25 points above it, the additional one.
+SCORES: dict[str, dict[str, tuple[int, int, int]]] = {
+    "Kadri Tamm": {
+        "Kuldīga": (10, 10, 10),
+        "Cēsis": (9, 8, 8),
+        "Haapsalu": (7, 8, 8),
+        "Ystad": (7, 7, 7),
+    },
+    "Birgit Lorenzen": {
+        "Kuldīga": (9, 9, 9),
+        "Viljandi": (8, 9, 9),
+        "Cēsis": (8, 9, 9),
+        "Haapsalu": (8, 7, 7),
+        "Ystad": (7, 8, 6),
+    },
+    "Piotr Zieliński": {
+        "Kuldīga": (9, 10, 8),
+        "Viljandi": (8, 8, 9),
+        "Cēsis": (9, 8, 8),
+        "Haapsalu": (7, 8, 8),
+        "Ystad": (7, 7, 7),
+    },
+}
+CITATIONS: dict[str, dict[str, str]] = {
+    "Kuldīga": {
+        "en": "Kuldīga gave its young people a festival of their own and opened the empty shops"
+        " of its old town to artists: a small town that shows how culture keeps people at home.",
+        "lv": "Kuldīga ļāva jauniešiem rīkot pašiem savu festivālu un atvēra vecpilsētas tukšos"
+        " veikalus māksliniekiem.",
+    },
+    "Viljandi": {
+        "en": "Viljandi opened its folk music to everyone who lives there and put the town's own"
+        " songs online, street by street.",
+    },
+    "Cēsis": {
+        "en": "Cēsis turned an old brewery into a makerspace and found its empty premises new"
+        " tenants from the creative economy.",
+    },
+}
+
+
+@dataclass(frozen=True)
+class Progress:
+    """A participant's action plan, approved by its mentor and carried out in part."""
+
+    title: str
+    goal: str
+    measure: tuple[str, str, str]  # title, description, theme (one of the city's)
+    milestones: tuple[tuple[str, str], ...]  # title, the evidence once reached
+    reached: int  # milestones reported reached before the award round opens
+
+
+PROGRESS: dict[str, Progress] = {
+    "Viljandi": Progress(
+        "Folk music for the whole town",
+        "Everyone in Viljandi can play, sing and hear folk music, not only festival guests",
+        (
+            "Open rehearsals",
+            "Folk musicians rehearse in public once a week and invite everyone to join in.",
+            "culture_creative_industries",
+        ),
+        (
+            (
+                "Open rehearsals in the Traditional Music Centre",
+                "Twelve open rehearsals with 900 visitors, a third of them under 25.",
+            ),
+            (
+                "The town's songs online",
+                "420 songs recorded by people of Viljandi are online, searchable by street.",
+            ),
+            ("Folk evenings in three neighbourhoods", ""),
+        ),
+        2,
+    ),
+    "Cēsis": Progress(
+        "Cēsis makes room for makers",
+        "Young people find work in Cēsis in crafts, design and digital media",
+        (
+            "Makerspace in the old brewery",
+            "A makerspace with workshops, tools and mentoring for young makers.",
+            "innovation_economy",
+        ),
+        (
+            (
+                "Makerspace open in the old brewery",
+                "Open four evenings a week; 60 members after two months.",
+            ),
+            (
+                "Map of empty premises online",
+                "38 empty premises listed; seven rented to creative businesses.",
+            ),
+            ("Ten new creative businesses", ""),
+        ),
+        2,
+    ),
+    "Haapsalu": Progress(
+        "A green seaside town",
+        "People of all ages look after the shore and the town together",
+        (
+            "Repair café",
+            "A monthly repair café in the culture centre, run by volunteers.",
+            "ecology_health",
+        ),
+        (
+            (
+                "Seaside clean-up festival",
+                "300 volunteers cleared two kilometres of shore; the school band played.",
+            ),
+            (
+                "Repair café in the culture centre",
+                "Monthly since March; about 45 things repaired each time.",
+            ),
+            ("Local food market every Saturday", ""),
+        ),
+        2,
+    ),
+    "Ystad": Progress(
+        "Ystad outdoors, together",
+        "Young and old people meet outdoors, all year round",
+        (
+            "Harbour cinema",
+            "The youth council chooses and runs open-air films at the harbour.",
+            "leisure_youth_social",
+        ),
+        (
+            (
+                "Youth-led cinema at the harbour",
+                "Six screenings chosen by the youth council; 1,100 visitors.",
+            ),
+            (
+                "Story trail through the old town",
+                "A four-kilometre trail with twelve story boards written by pupils and seniors.",
+            ),
+            ("A garden shared by seniors and pupils", ""),
+        ),
+        1,
+    ),
+}
+# Reported once the round is open: each makes its city eligible, and nominated.
+LATE_REPORTS = (
+    (PLANNER, OVERDUE, "Five shop owners signed; the first two shops open to artists in June."),
+    ("Ystad", PROGRESS["Ystad"].milestones[1][0], PROGRESS["Ystad"].milestones[1][1]),
+)
+
+
+async def award_round(
+    mentoring: Demo,
+    awards: Demo,
+    participants: dict[str, tuple[str, str]],
+    pool: Pool,
+) -> None:
+    """Plans carried out, a round opened, nominations, conflicts, scores, the BSR rule."""
+    say = awards.say
+    ids = {city: pid for city, (pid, _) in participants.items()}
+    city_of = {pid: city for city, pid in ids.items()}
+    for city, progress in PROGRESS.items():
+        pid, token = participants[city]
+        await carry_out(mentoring, city, pid, token, progress, pool)
+    expected = {ids[c]: p.reached for c, p in PROGRESS.items()} | {ids[PLANNER]: len(REPORTS)}
+    await awards_knows(awards, expected)
+
+    year = datetime.now(UTC).year
+    title = f"BSR Cultural Pearls Award {year}"
+    opened = await awards.request(
+        "POST",
+        "/rounds",
+        expect=201,
+        headers=awards.coordinator,
+        json={
+            "title": {"en": title},
+            "closes_at": (datetime.now(UTC) + timedelta(hours=1)).isoformat(),
+            "criteria": [
+                {
+                    "criterion_id": key,
+                    "name": {"en": name},
+                    "weight": weight,
+                    "scale_min": 0,
+                    "scale_max": 10,
+                }
+                for key, name, weight in CRITERIA
+            ],
+            "eligibility": {
+                "plan_approved_required": True,
+                "min_milestone_share": MIN_MILESTONE_SHARE,
+            },
+            "awards_count": AWARDS_COUNT,
+            "per_country": PER_COUNTRY,
+            "additional_award_allowed": True,
+            "tight_margin": TIGHT_MARGIN,
+            "normalise": False,
+            "jurors": list(JURORS),
+        },
+    )
+    path = f"/rounds/{opened['round_id']}"
+    say(
+        f'> coordinator opened the award round "{title}": {AWARDS_COUNT} awards, at most'
+        f" {PER_COUNTRY} per country, one additional award when the next score is within"
+        f" {TIGHT_MARGIN:.2f} points; eligible: an approved action plan with"
+        f" {MIN_MILESTONE_SHARE:.0%} of its milestones reached"
+    )
+    say("  jury: " + ", ".join(f"{j['name']} ({j['city_name']}, {j['country']})" for j in JURORS))
+    at_once = sorted(city_of[pid] for pid in await nominees(awards, path))
+    say(f"> nominated at once, eligible already ({opened['nominated']}): {', '.join(at_once)}")
+
+    refused = await awards.client.post(
+        f"{path}/nominations",
+        headers=awards.coordinator,
+        json={
+            "participant_id": ids["Ystad"],
+            "statement": "Ystad's youth council runs the harbour cinema on its own.",
+        },
+    )
+    say(
+        f"> coordinator nominated Ystad: refused, {refused.status_code} {_rule(refused)}"
+        f" ({_message(refused)})"
+    )
+    for city, milestone, evidence in LATE_REPORTS:
+        pid, token = participants[city]
+        reached = await report(mentoring, pid, token, milestone, evidence)
+        row = await wait_nominated(awards, path, pid)
+        days = (datetime.now(UTC).date() - date.fromisoformat(reached["due_date"])).days
+        late = f", {days} days after its due date" if days > 0 else ""
+        say(
+            f'> {city} reported "{milestone}" reached{late}: {row["milestones_reached"]} of'
+            f" {row['milestones_total']} milestones, so the awards service nominated it by itself"
+        )
+
+    jurors = {j["juror_id"]: j for j in opened["juror_tokens"]}
+    excluded = await awards.request(
+        "GET", f"{path}/exclusions", expect=200, headers=awards.coordinator
+    )
+    say("> conflicts of interest, worked out by the awards service from the events:")
+    for e in excluded:
+        say(
+            f"  {jurors[e['juror_id']]['name']} does not score {city_of[e['participant_id']]}:"
+            f" {e['reason']} ({e['detail']})"
+        )
+    sheets = 0
+    for juror in opened["juror_tokens"]:
+        auth = {"Authorization": f"Bearer {juror['token']}"}
+        for city, values in SCORES[juror["name"]].items():
+            scored = await awards.client.put(
+                f"{path}/nominees/{ids[city]}/scores",
+                headers=auth,
+                json={"scores": {key: v for (key, _, _), v in zip(CRITERIA, values, strict=True)}},
+            )
+            if scored.status_code == 200:
+                sheets += 1
+            elif scored.status_code == 403:
+                say(
+                    f"> {juror['name']} tried to score {city} anyway: refused,"
+                    f" {scored.status_code} {_rule(scored)} ({_message(scored)})"
+                )
+            else:
+                raise RuntimeError(f"scoring {city}: {scored.status_code} {scored.text}")
+    say(
+        f"> the jury scored: {sheets} score sheets from {len(JURORS)} jurors"
+        f" ({', '.join(f'{k} x{w}' for k, _, w in CRITERIA)}; 0-10 each)"
+    )
+
+    preview = await awards.request("GET", f"{path}/result", expect=200, headers=awards.coordinator)
+    say(
+        f"> the {preview['status']} result: top scores win, at most {PER_COUNTRY} per country;"
+        " every nominee with why:"
+    )
+    say_result(say, preview)
+    winners = [w["participant_id"] for w in preview["winners"]]
+    final = await awards.request(
+        "POST",
+        f"{path}/close",
+        expect=200,
+        headers=awards.coordinator,
+        json={
+            "citations": {ids[c]: text for c, text in CITATIONS.items() if ids[c] in winners},
+            "grant_additional": True,
+        },
+    )
+    if [w["participant_id"] for w in final["winners"]] != winners:
+        raise RuntimeError(f"the final result differs from the preview: {final}")
+    names = [city_of[pid] for pid in winners]
+    say(
+        f"> coordinator closed the round with the jury's citations: {', '.join(names[:-1])} and"
+        f" {names[-1]} are the Baltic Sea cultural pearls {year}"
+    )
+    for pearl in await awards.request("GET", "/showcase.json", expect=200):
+        say(f"  {pearl['city_name']} ({pearl['country']}): {pearl['url']}")
+
+
+async def carry_out(
+    mentoring: Demo, city: str, pid: str, token: str, progress: Progress, pool: Pool
+) -> None:
+    """A plan written with the applicant's token, approved by the mentor, partly reached."""
+    applicant = {"Authorization": f"Bearer {token}"}
+    path = f"/participants/{pid}/plan"
+    me = await mentoring.request("GET", f"/participants/{pid}", expect=200, headers=applicant)
+    mentor = pool[me["mentor"]["mentor_id"]]
+    today = datetime.now(UTC).date()
+    measure, description, theme = progress.measure
+    draft = {
+        "title": progress.title,
+        "language": "en",
+        "starts_on": (today - timedelta(days=90)).isoformat(),
+        "ends_on": (today + timedelta(days=270)).isoformat(),
+        "goals": [progress.goal],
+        "measures": [
+            {
+                "title": measure,
+                "description": description,
+                "theme": theme,
+                "responsible": "Culture office",
+                "starts_on": (today - timedelta(days=90)).isoformat(),
+                "ends_on": (today + timedelta(days=270)).isoformat(),
+            }
+        ],
+        "milestones": [
+            {"title": title, "due_date": (today + timedelta(days=30 * n)).isoformat()}
+            for n, (title, _) in enumerate(progress.milestones, start=1)
+        ],
+    }
+    plan = await mentoring.request("PUT", path, expect=200, headers=applicant, json=draft)
+    await mentoring.request(
+        "POST",
+        f"{path}/reviews",
+        expect=200,
+        headers=mentor.auth,
+        json={"revision": plan["current_revision"], "decision": "approve"},
+    )
+    for title, evidence in progress.milestones[: progress.reached]:
+        await report(mentoring, pid, token, title, evidence)
+    mentoring.say(
+        f'> {city} carried out its plan "{progress.title}" (approved by {mentor.name}):'
+        f" {progress.reached} of {len(progress.milestones)} milestones reached, with evidence"
+    )
+
+
+async def report(
+    mentoring: Demo, pid: str, token: str, title: str, evidence: str
+) -> dict[str, Any]:
+    """A milestone reported reached, with its evidence; the milestone as it was planned."""
+    applicant = {"Authorization": f"Bearer {token}"}
+    path = f"/participants/{pid}/plan"
+    plan = await mentoring.request("GET", path, expect=200, headers=applicant)
+    milestone = next(m for m in plan["milestones"] if m["title"] == title)
+    await mentoring.request(
+        "POST",
+        f"{path}/milestones/{milestone['milestone_id']}/reports",
+        expect=201,
+        headers=applicant,
+        json={"note": evidence, "reached": True},
+    )
+    found: dict[str, Any] = milestone
+    return found
+
+
+async def awards_knows(awards: Demo, reached: dict[str, int]) -> None:
+    """The awards service learns of plans only from events: wait until it has them all."""
+
+    async def probe() -> tuple[bool | None, str]:
+        rows = await awards.request(
+            "GET", "/participants", expect=200, headers=awards.coordinator, params={"limit": 200}
+        )
+        seen = {
+            r["participant_id"]: r["milestones_reached"]
+            for r in rows
+            if r["plan_status"] == "approved"
+        }
+        done = all(seen.get(pid) == n for pid, n in reached.items())
+        return (True if done else None), ", ".join(
+            f"{r['city_name']}: {r['plan_status']}, {r['milestones_reached']} reached" for r in rows
+        )
+
+    await wait_until("the awards service to see every plan's progress", probe)
+
+
+async def nominees(awards: Demo, path: str) -> dict[str, dict[str, Any]]:
+    rows = await awards.request("GET", f"{path}/nominees", expect=200, headers=awards.coordinator)
+    return {r["participant_id"]: r for r in rows}
+
+
+async def wait_nominated(awards: Demo, path: str, pid: str) -> dict[str, Any]:
+    async def probe() -> tuple[dict[str, Any] | None, str]:
+        found = await nominees(awards, path)
+        return found.get(pid), ", ".join(str(r["city_name"]) for r in found.values())
+
+    return await wait_until("the automatic nomination", probe)
+
+
+def say_result(say: Callable[[str], None], result: dict[str, Any]) -> None:
+    """Every nominee in the final order: its score, award or not, and the service's why."""
+    winners = {w["participant_id"]: w for w in result["winners"]}
+    others = {r["participant_id"]: r for r in result["runners_up"]}
+    for s in result["standings"]:
+        pid = s["participant_id"]
+        if pid in winners:
+            w = winners[pid]
+            kind = "additional award" if w["additional_award"] else "award"
+            outcome, why = f"{kind}, rank {w['rank']}", w["reason"]
+        else:
+            outcome, why = f"no award ({others[pid]['reason_code']})", others[pid]["reason"]
+        say(
+            f"  {s['position']}. {s['city_name']} ({s['country']}) {s['score']:.2f}"
+            f" from {s['jurors']} jurors: {outcome}"
+        )
+        say(f"      why: {why}")
+
+
+def _message(response: httpx.Response) -> str:
+    try:
+        return "; ".join(str(d["msg"]) for d in response.json()["detail"])
+    except (ValueError, KeyError, TypeError):
+        return response.text[:120]
 
 
 def _rule(response: httpx.Response) -> str:

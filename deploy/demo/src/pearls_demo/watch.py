@@ -39,6 +39,18 @@ def describe(event_type: str, subject: str, data: dict[str, Any]) -> str:
         details.append(f"milestone={data['milestone'].get('title')}")
     if event_type == "pearls.session.scheduled":
         details.append(f"{data.get('title')} ({len(data.get('participants', ()))} participants)")
+    # Awards: the round's size and jury, each award's rank, the winners of a closed round.
+    if event_type == "pearls.award.round_opened":
+        details.append(f"awards={data.get('awards_count')} jurors={len(data.get('jurors', ()))}")
+    if event_type == "pearls.award.granted":
+        extra = " additional_award" if data.get("additional_award") else ""
+        details.append(f"rank={data.get('rank')} score={data.get('score')}{extra}")
+    if event_type == "pearls.award.round_closed":
+        winners = data.get("winners", ())
+        details.append(
+            f"nominees={data.get('nominees_count')} winners="
+            + ",".join(str(w.get("city_name")) for w in winners)
+        )
     return f"  event  {event_type:<36} {' '.join(details)[:90]}"
 
 
