@@ -74,3 +74,28 @@ class DeliverySettings(BaseSettings):
     )
     consumer_backoff_initial_s: float = Field(default=0.2, ge=0)
     consumer_backoff_max_s: float = Field(default=5.0, ge=0)
+
+
+class ServiceSettings(BaseSettings):
+    """What every service's settings share. A service subclasses it with its own
+    ``env_prefix`` (``PEARLS_<SERVICE>_``), database default and port."""
+
+    model_config = SettingsConfigDict(extra="ignore")
+
+    database_url: SecretStr = Field(
+        default=SecretStr("postgresql://pearls@127.0.0.1:5432/pearls"),
+        description="asyncpg DSN of the service's own database.",
+    )
+    http_host: str = Field(default="127.0.0.1", description="Address uvicorn binds.")
+    http_port: int = Field(default=8000, ge=1, le=65535, description="Port uvicorn binds.")
+    log_level: str = Field(default="INFO", description="Log level of the service.")
+    log_json: bool = Field(default=True, description="JSON log lines (false: console).")
+
+    def postgres(self) -> PostgresSettings:
+        return PostgresSettings(database_url=self.database_url)
+
+    def kafka(self) -> KafkaSettings:
+        return KafkaSettings()
+
+    def delivery(self) -> DeliverySettings:
+        return DeliverySettings()

@@ -22,6 +22,7 @@ import hashlib
 import hmac
 import secrets
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any, Generic, Self, TypeVar
 
 from pydantic import BaseModel, Field, SecretStr, model_validator
@@ -127,3 +128,16 @@ def digest_matches(stored: bytes | None, token: str) -> bool:
     given = hash_token(token)
     same = hmac.compare_digest(stored if stored is not None else _NO_DIGEST, given)
     return same and stored is not None and bool(token)
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """Who is calling, once a token was recognised: a role and an id."""
+
+    role: str
+    id: str
+
+    @property
+    def actor(self) -> str:
+        """How audit trails name this caller."""
+        return f"{self.role}:{self.id}"

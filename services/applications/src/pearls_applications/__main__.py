@@ -2,35 +2,18 @@
 
 from __future__ import annotations
 
-import argparse
-
-import uvicorn
-
 from pearls_applications.bootstrap import create_app
 from pearls_applications.config import Settings
-from pearls_shared.logging import configure_logging
+from pearls_shared.cli import serve, service_parser
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(
-        prog="pearls-applications",
-        description="Pearls applications service: calls, submissions, review and decisions."
-        " Settings come from PEARLS_APPLICATIONS_* and KAFKA_* environment variables"
-        " (see services/applications/README.md).",
+    parser = service_parser(
+        "applications",
+        "Pearls applications service: calls, submissions, review and decisions.",
+        8001,
     )
-    parser.add_argument("--host", help="bind address (default: PEARLS_APPLICATIONS_HTTP_HOST)")
-    parser.add_argument(
-        "--port", type=int, help="port (default: PEARLS_APPLICATIONS_HTTP_PORT, 8001)"
-    )
-    args = parser.parse_args(argv)
-    settings = Settings()
-    configure_logging("applications", settings.log_level, json=settings.log_json)
-    uvicorn.run(
-        create_app(settings),
-        host=args.host or settings.http_host,
-        port=args.port or settings.http_port,
-        log_config=None,
-    )
+    serve("applications", Settings(), create_app, parser.parse_args(argv))
 
 
 if __name__ == "__main__":

@@ -16,10 +16,10 @@ from __future__ import annotations
 from pathlib import Path
 
 from pydantic import Field, SecretStr, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import SettingsConfigDict
 
 from pearls_shared.events.common import CountryCode, Name
-from pearls_shared.settings import DeliverySettings, KafkaSettings, PostgresSettings
+from pearls_shared.settings import ServiceSettings
 from pearls_shared.tokens import TokenEntry, check_distinct
 
 MIGRATIONS_DIR = Path(__file__).resolve().parents[2] / "migrations"
@@ -37,14 +37,13 @@ class ReviewerEntry(TokenEntry):
     country: CountryCode
 
 
-class Settings(BaseSettings):
+class Settings(ServiceSettings):
     model_config = SettingsConfigDict(env_prefix="PEARLS_APPLICATIONS_", extra="ignore")
 
     database_url: SecretStr = Field(
         default=SecretStr("postgresql://pearls@127.0.0.1:5432/pearls_applications"),
         description="asyncpg DSN of the service's own database.",
     )
-    http_host: str = Field(default="127.0.0.1", description="Address uvicorn binds.")
     http_port: int = Field(default=8001, ge=1, le=65535, description="Port uvicorn binds.")
     coordinators: list[CoordinatorEntry] = Field(
         default_factory=list, description="Coordinators and their hashed tokens (JSON list)."
@@ -55,8 +54,6 @@ class Settings(BaseSettings):
     scheduler_interval_s: float = Field(
         default=1.0, gt=0, le=60, description="How often due calls are opened and closed."
     )
-    log_level: str = Field(default="INFO", description="Log level of the service.")
-    log_json: bool = Field(default=True, description="JSON log lines (false: console).")
     migrations_dir: Path = Field(default=MIGRATIONS_DIR, description="Service SQL migrations.")
 
     @model_validator(mode="after")
@@ -64,12 +61,3 @@ class Settings(BaseSettings):
         # A shared token or id would make the audit trail name the wrong person.
         check_distinct({"coordinator": self.coordinators, "reviewer": self.reviewers})
         return self
-
-    def postgres(self) -> PostgresSettings:
-        return PostgresSettings(database_url=self.database_url)
-
-    def kafka(self) -> KafkaSettings:
-        return KafkaSettings()
-
-    def delivery(self) -> DeliverySettings:
-        return DeliverySettings()

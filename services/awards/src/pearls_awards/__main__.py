@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import argparse
 import asyncio
-
-import uvicorn
 
 from pearls_awards.bootstrap import create_app
 from pearls_awards.config import Settings
 from pearls_awards.service_layer.rebuild import rebuild_view
+from pearls_shared.cli import serve, service_parser
 from pearls_shared.db import connect
 from pearls_shared.logging import configure_logging
 from pearls_shared.runtime import prepare_database
@@ -26,14 +24,12 @@ async def _rebuild(settings: Settings) -> int:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(
-        prog="pearls-awards",
-        description="Pearls awards service: award rounds, jury scoring, the BSR quota rule and"
-        " the public showcase. Settings come from PEARLS_AWARDS_* and KAFKA_* environment"
-        " variables (see services/awards/README.md).",
+    parser = service_parser(
+        "awards",
+        "Pearls awards service: award rounds, jury scoring, the BSR quota rule and the public"
+        " showcase.",
+        8003,
     )
-    parser.add_argument("--host", help="bind address (default: PEARLS_AWARDS_HTTP_HOST)")
-    parser.add_argument("--port", type=int, help="port (default: PEARLS_AWARDS_HTTP_PORT, 8003)")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     commands.add_parser("serve", help="run the HTTP API and the consumers (the default)")
     commands.add_parser(
@@ -45,17 +41,12 @@ def main(argv: list[str] | None = None) -> None:
     )
     args = parser.parse_args(argv)
     settings = Settings()
-    configure_logging("awards", settings.log_level, json=settings.log_json)
     if args.command == "rebuild":
+        configure_logging("awards", settings.log_level, json=settings.log_json)
         applied = asyncio.run(_rebuild(settings))
         print(f"view rebuilt from {applied} events")
         return
-    uvicorn.run(
-        create_app(settings),
-        host=args.host or settings.http_host,
-        port=args.port or settings.http_port,
-        log_config=None,
-    )
+    serve("awards", settings, create_app, args)
 
 
 if __name__ == "__main__":

@@ -12,22 +12,21 @@ from __future__ import annotations
 from pathlib import Path
 
 from pydantic import AnyHttpUrl, Field, SecretStr, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import SettingsConfigDict
 
-from pearls_shared.settings import DeliverySettings, KafkaSettings, PostgresSettings
+from pearls_shared.settings import ServiceSettings
 from pearls_shared.tokens import TokenEntry, check_distinct
 
 MIGRATIONS_DIR = Path(__file__).resolve().parents[2] / "migrations"
 
 
-class Settings(BaseSettings):
+class Settings(ServiceSettings):
     model_config = SettingsConfigDict(env_prefix="PEARLS_AWARDS_", extra="ignore")
 
     database_url: SecretStr = Field(
         default=SecretStr("postgresql://pearls@127.0.0.1:5432/pearls_awards"),
         description="asyncpg DSN of the service's own database.",
     )
-    http_host: str = Field(default="127.0.0.1", description="Address uvicorn binds.")
     http_port: int = Field(default=8003, ge=1, le=65535, description="Port uvicorn binds.")
     public_base_url: AnyHttpUrl = Field(
         default=AnyHttpUrl("http://127.0.0.1:8003"),
@@ -45,20 +44,9 @@ class Settings(BaseSettings):
     showcase_max_age_s: int = Field(
         default=60, ge=0, le=86400, description="How long partner sites may cache the showcase."
     )
-    log_level: str = Field(default="INFO", description="Log level of the service.")
-    log_json: bool = Field(default=True, description="JSON log lines (false: console).")
     migrations_dir: Path = Field(default=MIGRATIONS_DIR, description="Service SQL migrations.")
 
     @model_validator(mode="after")
     def _distinct(self) -> Settings:
         check_distinct({"coordinator": self.coordinators})
         return self
-
-    def postgres(self) -> PostgresSettings:
-        return PostgresSettings(database_url=self.database_url)
-
-    def kafka(self) -> KafkaSettings:
-        return KafkaSettings()
-
-    def delivery(self) -> DeliverySettings:
-        return DeliverySettings()

@@ -15,23 +15,22 @@ from __future__ import annotations
 from pathlib import Path
 
 from pydantic import Field, SecretStr, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import SettingsConfigDict
 
 from pearls_mentoring.domain.matching import Weights
-from pearls_shared.settings import DeliverySettings, KafkaSettings, PostgresSettings
+from pearls_shared.settings import ServiceSettings
 from pearls_shared.tokens import TokenEntry, check_distinct
 
 MIGRATIONS_DIR = Path(__file__).resolve().parents[2] / "migrations"
 
 
-class Settings(BaseSettings):
+class Settings(ServiceSettings):
     model_config = SettingsConfigDict(env_prefix="PEARLS_MENTORING_", extra="ignore")
 
     database_url: SecretStr = Field(
         default=SecretStr("postgresql://pearls@127.0.0.1:5432/pearls_mentoring"),
         description="asyncpg DSN of the service's own database.",
     )
-    http_host: str = Field(default="127.0.0.1", description="Address uvicorn binds.")
     http_port: int = Field(default=8002, ge=1, le=65535, description="Port uvicorn binds.")
     coordinators: list[TokenEntry] = Field(
         default_factory=list, description="Coordinators and their hashed tokens (JSON list)."
@@ -60,8 +59,6 @@ class Settings(BaseSettings):
     overdue_interval_s: float = Field(
         default=60.0, gt=0, le=86400, description="How often overdue milestones are looked for."
     )
-    log_level: str = Field(default="INFO", description="Log level of the service.")
-    log_json: bool = Field(default=True, description="JSON log lines (false: console).")
     migrations_dir: Path = Field(default=MIGRATIONS_DIR, description="Service SQL migrations.")
 
     @model_validator(mode="after")
@@ -76,12 +73,3 @@ class Settings(BaseSettings):
             cross_border=self.weight_cross_border,
             balanced_load=self.weight_balanced_load,
         )
-
-    def postgres(self) -> PostgresSettings:
-        return PostgresSettings(database_url=self.database_url)
-
-    def kafka(self) -> KafkaSettings:
-        return KafkaSettings()
-
-    def delivery(self) -> DeliverySettings:
-        return DeliverySettings()

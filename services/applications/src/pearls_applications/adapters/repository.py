@@ -10,7 +10,7 @@ import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Literal, TypeAlias
+from typing import Any, Literal
 
 import asyncpg
 
@@ -23,10 +23,10 @@ from pearls_applications.domain.model import (
     Rubric,
 )
 from pearls_applications.domain.review import Reviewer
+from pearls_shared.db import Conn
 from pearls_shared.errors import NotFound
 from pearls_shared.events.common import ContactPerson
 
-Conn: TypeAlias = "asyncpg.Connection[Any] | asyncpg.pool.PoolConnectionProxy[Any]"
 Lock = Literal["update", "share"] | None
 _LOCKS = {"update": " FOR UPDATE", "share": " FOR SHARE", None: ""}
 

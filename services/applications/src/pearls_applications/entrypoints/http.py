@@ -19,7 +19,7 @@ from pearls_applications.adapters import repository as repo
 from pearls_applications.domain.model import Application, Call, Criterion, Rubric
 from pearls_applications.domain.review import Reviewer
 from pearls_applications.entrypoints import schemas as s
-from pearls_applications.service_layer.auth import Authenticator, Principal
+from pearls_applications.service_layer.auth import Authenticator
 from pearls_applications.service_layer.handlers import Applications, request_digest
 from pearls_shared.errors import Conflict, Forbidden, Invalid, NotFound, Unauthorized
 from pearls_shared.events.common import ContactPerson, CountryCode, ThemeSlug
@@ -29,6 +29,7 @@ from pearls_shared.http import (
     correlation_id,
     refusal_responses,
 )
+from pearls_shared.tokens import Principal
 
 _bearer = HTTPBearer(
     auto_error=False,

@@ -9,25 +9,11 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Literal
 
 from pearls_applications.adapters import repository as repo
 from pearls_applications.config import CoordinatorEntry, ReviewerEntry
-from pearls_shared.tokens import TokenBook, digest_matches, hash_token
-
-Role = Literal["coordinator", "reviewer"]
-
-
-@dataclass(frozen=True, slots=True)
-class Principal:
-    role: Role
-    id: str
-
-    @property
-    def actor(self) -> str:
-        """How the audit trail names this caller."""
-        return f"{self.role}:{self.id}"
+from pearls_shared.db import Conn
+from pearls_shared.tokens import Principal, TokenBook, digest_matches, hash_token
 
 
 class Authenticator:
@@ -39,7 +25,7 @@ class Authenticator:
             + [(r.digest, Principal("reviewer", r.id)) for r in reviewers]
         )
 
-    async def identify(self, conn: repo.Conn, token: str) -> Principal | None:
+    async def identify(self, conn: Conn, token: str) -> Principal | None:
         found = self._staff.identify(token)
         if found is not None:
             return found
@@ -49,6 +35,6 @@ class Authenticator:
         return None
 
     @staticmethod
-    async def owns(conn: repo.Conn, application_id: uuid.UUID, token: str) -> bool:
+    async def owns(conn: Conn, application_id: uuid.UUID, token: str) -> bool:
         """Whether ``token`` is the applicant token of that application."""
         return digest_matches(await repo.token_hash_of(conn, application_id), token)

@@ -33,11 +33,11 @@ from pearls_applications.domain.model import (
 )
 from pearls_applications.domain.review import Reviewer, Spread, conflict_of_interest, spread
 from pearls_applications.service_layer import tokens
-from pearls_applications.service_layer.auth import Principal
+from pearls_shared.db import Conn
 from pearls_shared.errors import Conflict, Forbidden, Invalid, NotFound
 from pearls_shared.events.applications import ApplicationReviewed
 from pearls_shared.outbox import record_event
-from pearls_shared.tokens import new_token
+from pearls_shared.tokens import Principal, new_token
 
 log = structlog.get_logger(__name__)
 Clock = Callable[[], datetime]
@@ -81,7 +81,7 @@ class Applications:
 
     async def _persist(
         self,
-        conn: repo.Conn,
+        conn: Conn,
         book: CallBook,
         correlation_id: str,
         *,
@@ -220,7 +220,7 @@ class Applications:
 
     async def _replay(
         self,
-        conn: repo.Conn,
+        conn: Conn,
         call_id: uuid.UUID,
         key_hash: bytes,
         idempotency_key: str,
@@ -296,7 +296,7 @@ class Applications:
 
     # -- reviewers ---------------------------------------------------------------------
 
-    async def reviewers(self, conn: repo.Conn) -> dict[str, Reviewer]:
+    async def reviewers(self, conn: Conn) -> dict[str, Reviewer]:
         registered = {r.id: r for r in await repo.registered_reviewers(conn)}
         return {**registered, **self._configured}
 

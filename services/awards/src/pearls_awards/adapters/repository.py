@@ -10,7 +10,7 @@ import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, TypeAlias
+from typing import Any
 
 import asyncpg
 
@@ -18,8 +18,7 @@ from pearls_awards.domain.ranking import Criterion, Score
 from pearls_awards.domain.rounds import Eligibility, Juror, Round
 from pearls_awards.domain.showcase import Pearl
 from pearls_awards.domain.view import ParticipantView
-
-Conn: TypeAlias = "asyncpg.Connection[Any] | asyncpg.pool.PoolConnectionProxy[Any]"
+from pearls_shared.db import Conn
 
 # -- the participants' view --------------------------------------------------
 

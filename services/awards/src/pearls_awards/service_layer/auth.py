@@ -9,23 +9,20 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 import asyncpg
 
 from pearls_awards.adapters import repository as repo
+from pearls_shared.tokens import Principal as TokenPrincipal
 from pearls_shared.tokens import TokenBook, TokenEntry, digest_matches, hash_token
 
 
 @dataclass(frozen=True, slots=True)
-class Principal:
-    role: Literal["coordinator", "juror"]
-    id: str
-    round_id: uuid.UUID | None = None  # a juror sits on one round's jury
+class Principal(TokenPrincipal):
+    """A coordinator, or a juror (who sits on one round's jury)."""
 
-    @property
-    def actor(self) -> str:
-        return f"{self.role}:{self.id}"
+    round_id: uuid.UUID | None = None
 
 
 class Authenticator:

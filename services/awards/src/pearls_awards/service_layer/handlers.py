@@ -30,6 +30,7 @@ from pearls_awards.domain.rounds import (
 from pearls_awards.domain.showcase import Pearl, make_slug
 from pearls_awards.domain.view import ParticipantView, apply
 from pearls_shared import envelope as ce
+from pearls_shared.db import Conn
 from pearls_shared.errors import Conflict, Forbidden, NotFound
 from pearls_shared.events import awards as ev
 from pearls_shared.events.common import ContactPerson, PersonRef
@@ -38,7 +39,6 @@ from pearls_shared.tokens import new_token
 
 log = structlog.get_logger(__name__)
 Clock = Callable[[], datetime]
-Conn = repo.Conn
 SYSTEM = "system"
 
 

@@ -10,15 +10,15 @@ import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Any, Literal, TypeAlias
+from typing import Any, Literal
 
 import asyncpg
 
 from pearls_mentoring.domain.model import Assignment, AuditEntry, Mentor, Participant
 from pearls_mentoring.domain.plans import MilestoneState, PlanDraft, PlanStatus
+from pearls_shared.db import Conn
 from pearls_shared.events.common import ContactPerson
 
-Conn: TypeAlias = "asyncpg.Connection[Any] | asyncpg.pool.PoolConnectionProxy[Any]"
 Lock = Literal["update", "share"] | None
 _LOCKS = {"update": " FOR UPDATE", "share": " FOR SHARE", None: ""}
 

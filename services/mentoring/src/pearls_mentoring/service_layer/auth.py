@@ -12,26 +12,19 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 import asyncpg
 
 from pearls_mentoring.adapters import repository as repo
+from pearls_shared.tokens import Principal as TokenPrincipal
 from pearls_shared.tokens import TokenBook, TokenEntry, digest_matches, hash_token
 
-Role = Literal["coordinator", "mentor"]
 
+class Principal(TokenPrincipal):
+    """A coordinator, or a mentor (whose id is its mentor id)."""
 
-@dataclass(frozen=True, slots=True)
-class Principal:
-    role: Role
-    id: str
-
-    @property
-    def actor(self) -> str:
-        """How the audit trail names this caller."""
-        return f"{self.role}:{self.id}"
+    __slots__ = ()
 
     @property
     def mentor_id(self) -> uuid.UUID | None:

@@ -25,6 +25,7 @@ from pearls_mentoring.domain import matching, plans
 from pearls_mentoring.domain.model import SYSTEM, Assignment, AuditEntry, Mentor, Participant
 from pearls_mentoring.domain.sessions import Member, propose_groups
 from pearls_shared import envelope as ce
+from pearls_shared.db import Conn
 from pearls_shared.errors import Conflict, Forbidden, Invalid, NotFound
 from pearls_shared.events import mentoring as ev
 from pearls_shared.events.applications import ApplicationAccepted, ApplicationWithdrawn
@@ -34,7 +35,6 @@ from pearls_shared.tokens import hash_token, new_token
 
 log = structlog.get_logger(__name__)
 Clock = Callable[[], datetime]
-Conn = repo.Conn
 
 _MATCHING_LOCK = 0x6D65_6E74_6F72  # "mentor": one hand at a time gives out mentors' slots
 
