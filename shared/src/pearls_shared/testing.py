@@ -7,8 +7,10 @@ service's tests use the same ones.
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
@@ -80,3 +82,37 @@ async def start_group_at_end(bootstrap: str, group: str, topics: Iterable[str]) 
         await consumer.commit(dict(await consumer.end_offsets(partitions)))
     finally:
         await consumer.stop()
+
+
+@dataclass(frozen=True)
+class SeenEvent:
+    """A CloudEvent as a test reads it back from a topic (attributes and JSON data)."""
+
+    type: str
+    key: str
+    subject: str
+    source: str
+    correlation_id: str
+    causation_id: str
+    data: dict[str, Any]
+
+
+def seen_event(record: ConsumerRecord[bytes, bytes]) -> SeenEvent | None:
+    """The event in ``record``, or None for anything else (topics are shared with tests
+    that publish garbage on purpose)."""
+    headers = {k: (v or b"").decode(errors="replace") for k, v in record.headers or ()}
+    if "ce_type" not in headers or record.key is None or record.value is None:
+        return None
+    try:
+        data = json.loads(record.value)
+    except ValueError:
+        return None
+    return SeenEvent(
+        type=headers["ce_type"],
+        key=record.key.decode(errors="replace"),
+        subject=headers.get("ce_subject", ""),
+        source=headers.get("ce_source", ""),
+        correlation_id=headers.get("ce_correlationid", ""),
+        causation_id=headers.get("ce_causationid", ""),
+        data=data if isinstance(data, dict) else {},
+    )

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import uuid
 from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass
@@ -17,7 +16,7 @@ from fastapi import FastAPI
 from pearls_applications.bootstrap import create_app
 from pearls_applications.config import CoordinatorEntry, ReviewerEntry, Settings
 from pearls_shared.settings import DeliverySettings, KafkaSettings
-from pearls_shared.testing import read_topic, wait_for
+from pearls_shared.testing import SeenEvent, read_topic, seen_event, wait_for
 from pearls_shared.tokens import hash_token
 from pearls_shared.topics import APPLICATIONS
 
@@ -127,39 +126,10 @@ async def submit(svc: Service, call_id: str, **kwargs: Any) -> dict[str, Any]:
     return data
 
 
-@dataclass(frozen=True)
-class Event:
-    type: str
-    key: str
-    subject: str
-    correlation_id: str
-    source: str
-    data: dict[str, Any]
-
-
-def _event(record: Any) -> Event | None:
-    # The topic is shared with other tests, some of which publish garbage on purpose.
-    headers = {k: v.decode(errors="replace") for k, v in record.headers or ()}
-    if "ce_type" not in headers or record.key is None:
-        return None
-    try:
-        data = json.loads(record.value)
-    except ValueError:
-        return None
-    return Event(
-        type=headers["ce_type"],
-        key=record.key.decode(errors="replace"),
-        subject=headers.get("ce_subject", ""),
-        correlation_id=headers.get("ce_correlationid", ""),
-        source=headers["ce_source"],
-        data=data,
-    )
-
-
-async def events_about(svc: Service, ids: Iterable[str]) -> list[Event]:
+async def events_about(svc: Service, ids: Iterable[str]) -> list[SeenEvent]:
     wanted = set(ids)
     records = await read_topic(svc.bootstrap, APPLICATIONS)
-    found = [e for e in map(_event, records) if e is not None]
+    found = [e for e in map(seen_event, records) if e is not None]
     return sorted(
         (e for e in found if e.subject in wanted),
         key=lambda e: e.data.get("submitted_at") or e.data.get("decided_at") or "",
@@ -168,16 +138,16 @@ async def events_about(svc: Service, ids: Iterable[str]) -> list[Event]:
 
 async def wait_for_events(
     svc: Service, ids: Iterable[str], types: list[str], *, what: str = "events"
-) -> list[Event]:
+) -> list[SeenEvent]:
     """Wait until every type in ``types`` has arrived (as a multiset) for ``ids``."""
     wanted = list(ids)
 
-    async def arrived() -> list[Event] | None:
+    async def arrived() -> list[SeenEvent] | None:
         events = await events_about(svc, wanted)
         have = [e.type for e in events]
         return events if all(have.count(t) >= types.count(t) for t in set(types)) else None
 
-    result: list[Event] = await wait_for(arrived, within=60, what=what)
+    result: list[SeenEvent] = await wait_for(arrived, within=60, what=what)
     return result
 
 
@@ -215,10 +185,10 @@ class Service:
     async def close(self, call_id: str) -> None:
         await close(self, call_id)
 
-    async def events_about(self, ids: Iterable[str]) -> list[Event]:
+    async def events_about(self, ids: Iterable[str]) -> list[SeenEvent]:
         return await events_about(self, ids)
 
-    async def wait_for_events(self, ids: Iterable[str], types: list[str]) -> list[Event]:
+    async def wait_for_events(self, ids: Iterable[str], types: list[str]) -> list[SeenEvent]:
         return await wait_for_events(self, ids, types)
 
 

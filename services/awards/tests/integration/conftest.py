@@ -8,7 +8,6 @@ publishes (the broker is shared by the whole run).
 
 from __future__ import annotations
 
-import json
 import uuid
 from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass, field
@@ -30,33 +29,12 @@ from pearls_shared.events import mentoring as men
 from pearls_shared.events.base import EventData
 from pearls_shared.outbox import envelope_for
 from pearls_shared.settings import DeliverySettings, KafkaSettings
-from pearls_shared.testing import read_topic, start_group_at_end, wait_for
+from pearls_shared.testing import SeenEvent, read_topic, seen_event, start_group_at_end, wait_for
 from pearls_shared.tokens import TokenEntry, hash_token
 from pearls_shared.topics import APPLICATIONS, AWARDS, MENTORING
 
 COORDINATOR = "awards-coordinator-token-0123456789"
 THEMES = ("culture_creative_industries", "leisure_youth_social")
-
-
-@dataclass(frozen=True)
-class Event:
-    type: str
-    subject: str
-    correlation_id: str
-    data: dict[str, Any]
-
-
-def _event(record: Any) -> Event | None:
-    headers = {k: v.decode(errors="replace") for k, v in record.headers or ()}
-    if "ce_type" not in headers:
-        return None
-    try:
-        data = json.loads(record.value)
-    except ValueError:
-        return None
-    return Event(
-        headers["ce_type"], headers.get("ce_subject", ""), headers.get("ce_correlationid", ""), data
-    )
 
 
 @dataclass
@@ -249,10 +227,10 @@ class Service:
         assert r.status_code == 200, r.text
         return {n["participant_id"] for n in r.json()}
 
-    async def events_about(self, ids: Iterable[uuid.UUID | str]) -> list[Event]:
+    async def events_about(self, ids: Iterable[uuid.UUID | str]) -> list[SeenEvent]:
         wanted = {str(i) for i in ids}
         records = await read_topic(self.kafka.bootstrap_servers, AWARDS)
-        return [e for e in map(_event, records) if e is not None and e.subject in wanted]
+        return [e for e in map(seen_event, records) if e is not None and e.subject in wanted]
 
     async def fetch(self, query: str, *args: Any) -> list[asyncpg.Record]:
         conn = await asyncpg.connect(self.dsn)

@@ -7,7 +7,6 @@ itself announces (the broker is shared by the whole run).
 
 from __future__ import annotations
 
-import json
 import uuid
 from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass, field
@@ -28,40 +27,12 @@ from pearls_shared.events.applications import ApplicationAccepted, ApplicationWi
 from pearls_shared.events.base import EventData
 from pearls_shared.outbox import envelope_for
 from pearls_shared.settings import DeliverySettings, KafkaSettings
-from pearls_shared.testing import read_topic, start_group_at_end, wait_for
+from pearls_shared.testing import SeenEvent, read_topic, seen_event, start_group_at_end, wait_for
 from pearls_shared.tokens import TokenEntry, hash_token
 from pearls_shared.topics import APPLICATIONS, MENTORING
 
 COORDINATOR = "mentoring-coordinator-token-0123"
 THEMES = ("culture_creative_industries", "leisure_youth_social")
-
-
-@dataclass(frozen=True)
-class Event:
-    type: str
-    key: str
-    subject: str
-    correlation_id: str
-    causation_id: str
-    data: dict[str, Any]
-
-
-def _event(record: Any) -> Event | None:
-    headers = {k: v.decode(errors="replace") for k, v in record.headers or ()}
-    if "ce_type" not in headers or record.key is None:
-        return None
-    try:
-        data = json.loads(record.value)
-    except ValueError:
-        return None
-    return Event(
-        type=headers["ce_type"],
-        key=record.key.decode(errors="replace"),
-        subject=headers.get("ce_subject", ""),
-        correlation_id=headers.get("ce_correlationid", ""),
-        causation_id=headers.get("ce_causationid", ""),
-        data=data,
-    )
 
 
 @dataclass
@@ -209,22 +180,22 @@ class Service:
 
     # -- events on pearls.mentoring.v1 ------------------------------------------
 
-    async def events_about(self, ids: Iterable[uuid.UUID | str]) -> list[Event]:
+    async def events_about(self, ids: Iterable[uuid.UUID | str]) -> list[SeenEvent]:
         wanted = {str(i) for i in ids}
         records = await read_topic(self.bootstrap, MENTORING)
-        return [e for e in map(_event, records) if e is not None and e.subject in wanted]
+        return [e for e in map(seen_event, records) if e is not None and e.subject in wanted]
 
     async def wait_for_events(
         self, ids: Iterable[uuid.UUID | str], types: list[str]
-    ) -> list[Event]:
+    ) -> list[SeenEvent]:
         wanted = list(ids)
 
-        async def arrived() -> list[Event] | None:
+        async def arrived() -> list[SeenEvent] | None:
             events = await self.events_about(wanted)
             have = [e.type for e in events]
             return events if all(have.count(t) >= types.count(t) for t in set(types)) else None
 
-        result: list[Event] = await wait_for(arrived, within=60, what=f"events {types}")
+        result: list[SeenEvent] = await wait_for(arrived, within=60, what=f"events {types}")
         return result
 
 
