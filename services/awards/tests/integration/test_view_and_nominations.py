@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import os
+import sys
 from typing import Any
 
 import pytest
 
 from pearls_awards.adapters import repository as repo
-from pearls_awards.config import MIGRATIONS_DIR
-from pearls_awards.service_layer.rebuild import rebuild_view
 from pearls_shared.db import connect
-from pearls_shared.runtime import prepare_database
 from pearls_shared.testing import wait_for
 
 from .conftest import Service
@@ -120,11 +119,27 @@ async def test_the_view_rebuilt_from_the_topics_equals_the_live_one(
     finally:
         await live_conn.close()
 
+    # Into empty tables, by the operator's command.
     empty = postgres_server.new_database("awards_rebuilt")
-    await prepare_database(empty, MIGRATIONS_DIR)
+    command = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "pearls_awards",
+        "rebuild",
+        env={
+            **os.environ,
+            "PEARLS_AWARDS_DATABASE_URL": empty,
+            "KAFKA_BOOTSTRAP_SERVERS": service.kafka.bootstrap_servers,
+            "PEARLS_AWARDS_LOG_LEVEL": "WARNING",
+        },
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    output, _ = await command.communicate()
+    assert command.returncode == 0, output.decode()
+    applied = int(output.decode().rsplit("view rebuilt from ", 1)[1].split()[0])
     conn = await connect(empty)
     try:
-        applied = await rebuild_view(conn, service.kafka)
         rebuilt = await repo.views(conn, ids)
     finally:
         await conn.close()
