@@ -15,7 +15,7 @@ CREATE TABLE participants (
     withdrawn_at        timestamptz,
     plan_stage          integer NOT NULL DEFAULT 0,  -- 0 none, 1 submitted, 2 approved, 3 completed
     approved_revision   integer,
-    approved_milestones jsonb NOT NULL DEFAULT '{}',  -- milestone id -> title, of that revision
+    approved_milestones jsonb NOT NULL DEFAULT '{}',  -- milestone id -> {title, due_date}
     reached             jsonb NOT NULL DEFAULT '{}',  -- milestone id -> "title: evidence"
     overdue             text[] NOT NULL DEFAULT '{}',
     achievements        text[] NOT NULL DEFAULT '{}',

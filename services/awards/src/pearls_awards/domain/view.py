@@ -33,7 +33,7 @@ class ParticipantView:
     withdrawn_at: datetime | None = None
     plan_stage: int = NONE
     approved_revision: int | None = None
-    approved_milestones: dict[str, str] = field(default_factory=dict)
+    approved_milestones: dict[str, dict[str, str]] = field(default_factory=dict)  # title, due
     reached: dict[str, str] = field(default_factory=dict)
     overdue: tuple[str, ...] = ()
     achievements: tuple[str, ...] = ()
@@ -86,7 +86,12 @@ class ParticipantView:
         """What the plan achieved: the completed plan's own words, else reached milestones."""
         if self.achievements:
             return self.achievements
-        reached = [text for mid, text in sorted(self.reached.items()) if text]
+
+        # In the plan's order: by due date (a milestone not in the approved plan last).
+        def due(mid: str) -> tuple[str, str]:
+            return (self.approved_milestones.get(mid, {}).get("due_date", "9999"), mid)
+
+        reached = [self.reached[mid] for mid in sorted(self.reached, key=due) if self.reached[mid]]
         return tuple(reached) or ("An action plan for culture and social resilience",)
 
 
@@ -117,7 +122,10 @@ def apply(view: ParticipantView, event: Any) -> ParticipantView:
         view.plan_stage = max(view.plan_stage, APPROVED)
         if view.approved_revision is None or event.revision >= view.approved_revision:
             view.approved_revision = event.revision
-            view.approved_milestones = {str(m.milestone_id): m.title for m in event.milestones}
+            view.approved_milestones = {
+                str(m.milestone_id): {"title": m.title, "due_date": m.due_date.isoformat()}
+                for m in event.milestones
+            }
     elif isinstance(event, men_events.MilestoneReached):
         evidence = " ".join(event.evidence_summary.split())
         view.reached = {
