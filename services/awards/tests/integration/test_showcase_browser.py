@@ -346,8 +346,8 @@ async def test_the_pearls_are_listed_each_has_its_page_and_the_feed_is_valid(
     assert opened["citation"] == TOWNS[1].citation
     assert opened["other_citations"] == ["lv"]
     assert "Additional award of the jury" in opened["facts"]
-    # The milestones reached, as mentoring reported them (title: evidence).
-    assert sorted(opened["achievements"]) == [
+    # The milestones reached, as mentoring reported them (title: evidence), in the plan's order.
+    assert opened["achievements"] == [
         "Milestone 1: Done with 40 volunteers (1).",
         "Milestone 2: Done with 40 volunteers (2).",
     ]
