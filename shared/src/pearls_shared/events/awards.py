@@ -81,6 +81,18 @@ class AwardRoundOpened(_RoundEvent):
         description="Whether the jury may give one additional award exempt from the country rule."
     )
     tie_break_rule: Text = Field(description="The recorded, deterministic rule that breaks ties.")
+    per_country: int = Field(
+        default=1, ge=1, description="Regular awards one country may receive (the quota)."
+    )
+    tight_margin: float | None = Field(
+        default=None,
+        ge=0,
+        description="On the 0-100 scale: the next score within this of the last regular"
+        " winner's may receive the additional award. Null from producers that predate it.",
+    )
+    normalise_scores: bool = Field(
+        default=False, description="Whether each juror's scores are z-scored before averaging."
+    )
     jurors: tuple[PersonRef, ...] = Field(
         min_length=1, description="The jury, with how to reach each juror."
     )

@@ -85,10 +85,12 @@ def conflicts(juror: Juror, view: ParticipantView) -> list[tuple[str, str]]:
     )
     if mentored:
         found.append(("mentored", f"{juror.name} mentored {view.city_name}"))
+    # Same city name in the same country; a juror whose country is not given is matched
+    # by the city alone (a wrong exclusion costs one score, a missed one a fair award).
     if (
         juror.city_key is not None
         and juror.city_key == view.city_key
-        and (juror.country or "") == (view.country or "")
+        and (juror.country is None or juror.country == view.country)
     ):
         found.append(("same_city", f"{juror.name} comes from {view.city_name}"))
     return found

@@ -260,7 +260,7 @@ async def nominate(
     description="Derived, never declared: a juror who mentored the participant (from"
     " mentoring's events) or comes from its city.",
 )
-async def exclusions(round_id: RoundId, who: Coordinator, read: Read) -> list[s.ExclusionOut]:
+async def exclusions(round_id: RoundId, who: Coordinator, service: Service) -> list[s.ExclusionOut]:
     return [
         s.ExclusionOut(
             juror_id=e.juror_id,
@@ -268,7 +268,7 @@ async def exclusions(round_id: RoundId, who: Coordinator, read: Read) -> list[s.
             reason=e.reason,
             detail=e.detail,
         )
-        for e in await read.exclusions(round_id)
+        for e in await service.exclusions(round_id)
     ]
 
 
@@ -326,7 +326,7 @@ async def result(round_id: RoundId, who: Coordinator, service: Service, read: Re
         assert record is not None
         return s.ResultOut.model_validate({"status": "final", **record})
     provisional = await service.standings(round_id)
-    return _result_out(provisional, await read.exclusions(round_id), final=False)
+    return _result_out(provisional, await service.exclusions(round_id), final=False)
 
 
 @router.post(

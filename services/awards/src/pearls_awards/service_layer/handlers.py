@@ -198,6 +198,9 @@ class Awards:
                         "awards_count": round_.awards_count,
                         "additional_award_allowed": round_.additional_award_allowed,
                         "tie_break_rule": ranking.TIE_BREAK_RULE,
+                        "per_country": round_.per_country,
+                        "tight_margin": round_.tight_margin,
+                        "normalise_scores": round_.normalise,
                         "jurors": [_person(j) for j in round_.jurors],
                     }
                 ),
@@ -315,17 +318,33 @@ class Awards:
             round_ = await self._round(conn, round_id)
             return await self._rank(conn, round_, additional=additional)
 
-    async def _rank(self, conn: Conn, round_: Round, *, additional: bool) -> ranking.Result:
+    async def exclusions(self, round_id: uuid.UUID) -> list[repo.Exclusion]:
+        """Jurors excluded for conflicts: as recorded, and (while the round is open) as
+        the events say now — read only, nothing is written by looking."""
+        async with self.pool.acquire() as conn:
+            round_ = await self._round(conn, round_id)
+            recorded = await repo.exclusions(conn, round_id)
+            if round_.status == "closed":
+                return recorded
+            nominations = await repo.nominations(conn, round_id)
+            derived = _derived(
+                round_,
+                nominations,
+                await repo.views(conn, [n.participant_id for n in nominations]),
+                self.clock(),
+            )
+        seen = {(e.juror_id, e.participant_id, e.reason) for e in recorded}
+        return recorded + [
+            e for e in derived if (e.juror_id, e.participant_id, e.reason) not in seen
+        ]
+
+    async def _rank(
+        self, conn: Conn, round_: Round, *, additional: bool, record: bool = False
+    ) -> ranking.Result:
         nominations = await repo.nominations(conn, round_.round_id)
         views = await repo.views(conn, [n.participant_id for n in nominations])
-        now = self.clock()
-        excluded = [
-            repo.Exclusion(j.juror_id, n.participant_id, reason, detail, now)
-            for n in nominations
-            for j in round_.jurors
-            for reason, detail in conflicts(j, views[n.participant_id])
-        ]
-        if round_.status == "open":
+        excluded = _derived(round_, nominations, views, self.clock())
+        if record:  # the decision keeps who could not score whom, and why
             await repo.record_exclusions(conn, round_.round_id, excluded)
         nominees = [
             ranking.Nominee(
@@ -365,7 +384,7 @@ class Awards:
         async with self.pool.acquire() as conn, conn.transaction():
             round_ = await self._round(conn, round_id, lock=True)
             may_close(round_)
-            result = await self._rank(conn, round_, additional=grant_additional)
+            result = await self._rank(conn, round_, additional=grant_additional, record=True)
             views = await repo.views(conn, [w.participant_id for w in result.winners])
             taken = await repo.slugs(conn)
             title = round_.title.get("en") or next(iter(round_.title.values()))
@@ -480,6 +499,21 @@ class Awards:
                 ),
                 correlation_id=correlation_id,
             )
+
+
+def _derived(
+    round_: Round,
+    nominations: Sequence[repo.Nomination],
+    views: Mapping[uuid.UUID, ParticipantView],
+    now: datetime,
+) -> list[repo.Exclusion]:
+    """Every (juror, nominee) conflict the events show now."""
+    return [
+        repo.Exclusion(j.juror_id, n.participant_id, reason, detail, now)
+        for n in nominations
+        for j in round_.jurors
+        for reason, detail in conflicts(j, views[n.participant_id])
+    ]
 
 
 class _Excluded(Forbidden):
