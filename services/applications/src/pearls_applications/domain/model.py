@@ -47,7 +47,16 @@ WITHDRAWABLE: frozenset[str] = frozenset({"submitted", "accepted", "waitlisted"}
 SYSTEM = "system"
 
 
-# The key that makes 'Kuldīga', ' KULDĪGA ' and 'kuldīga' one city, in every service.
+# The key that makes 'Kuldīga', ' KULDĪGA ', 'kuldīga', 'Kuldīga' with a zero-width
+# space or a Cyrillic K in it, one city, in every service. The rule is pearls_shared.names.
+#
+# Stored keys: applications.city_key is written once, on insert, with the key of
+# that day, and backs the one-per-city constraint for submissions racing each
+# other. The rule itself is checked by CallBook.submit on keys computed now from
+# every application's city_name as written, so a key stored under an older rule
+# never decides anything and needs no migration (a migration cannot run the
+# Python rule anyway). Updates never rewrite city_key, so two old rows that the
+# current rule would call one city (accepted before it) never collide either.
 normalise_city = identity_key
 
 

@@ -35,7 +35,7 @@ from pearls_shared.events.common import (
     Slug,
     ThemeSlug,
 )
-from pearls_shared.inputs import LongText, ShortText
+from pearls_shared.inputs import LongText, PlaceName, ShortText
 
 ReviewerId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9._-]{1,100}$")]
 
@@ -223,7 +223,10 @@ class _ApplicationFields(_In):
 class ApplicationIn(_ApplicationFields):
     """A city's or region's application to a call."""
 
-    city_name: ShortText = Field(description="Name of the city or region, e.g. 'Kuldīga'.")
+    city_name: PlaceName = Field(
+        description="Name of the city or region, e.g. 'Kuldīga'; kept as written, compared"
+        " by its identity key (case, invisible characters and look-alike letters ignored)."
+    )
     place_kind: PlaceKind = Field(description="'city' (municipality) or 'region'.")
     country: CountryCode = Field(description="ISO 3166-1 alpha-2, e.g. 'LV'.")
     population: int = Field(ge=1, le=100_000_000, description="Population of the place.")
@@ -360,7 +363,7 @@ class ApplicationPage(BaseModel):
 class ReviewerIn(_In):
     reviewer_id: ReviewerId = Field(description="Stable id of the reviewer.")
     name: ShortText
-    city_name: ShortText = Field(description="Home city: reviewers never review it.")
+    city_name: PlaceName = Field(description="Home city: reviewers never review it.")
     country: CountryCode
 
 
