@@ -4,27 +4,42 @@ A correlation id enters with the first request (``X-Correlation-ID``, or a new
 one), is bound to every log line of the request and travels into every event
 the request causes (``correlationid`` on the CloudEvent). Health and metrics
 endpoints are the same everywhere.
+
+Hostile input is bounded before any endpoint sees it (``install_http`` puts it
+all in place, with limits from ``HttpSettings``):
+
+- a request body over ``max_body_bytes`` is refused with 413 ``body_too_large``:
+  at once when ``Content-Length`` says so (nothing is read), otherwise when the
+  bytes received pass the limit (chunked bodies; nothing beyond the limit is kept);
+- a JSON body nested deeper than ``max_json_depth`` is refused with 422
+  ``json_too_deep`` before it is parsed;
+- a 422 never echoes more than an excerpt of the input: each error's ``input``
+  and ``ctx`` values are cut to ``EXCERPT_CHARS`` characters, at most
+  ``MAX_ERRORS`` errors are listed (then one entry saying how many more), and
+  the whole body stays under ``MAX_ERROR_BODY_BYTES``.
 """
 
 from __future__ import annotations
 
 import contextvars
+import itertools
 import json
 import re
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Annotated, Any
 
 import structlog
 from fastapi import APIRouter, FastAPI, Query, Request, Response
-from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from pearls_shared.errors import DomainError, Unauthorized
+from pearls_shared.settings import HttpSettings
 
 CORRELATION_HEADER = "X-Correlation-ID"
 _VALID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
@@ -84,7 +99,7 @@ class RefusalResponse(JSONResponse):
     escape, not encodable as UTF-8): escaped as ASCII, the 4xx is still sent."""
 
     def render(self, content: Any) -> bytes:
-        return json.dumps(content, ensure_ascii=True, separators=(",", ":")).encode()
+        return _compact(content).encode()
 
 
 def install_refusals(app: FastAPI) -> None:
@@ -97,7 +112,288 @@ def install_refusals(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
-        return RefusalResponse({"detail": jsonable_encoder(exc.errors())}, status_code=422)
+        return RefusalResponse({"detail": bounded_errors(exc.errors())}, status_code=422)
+
+
+# -- bounded error bodies: an excerpt of the input, never the input ---------------
+
+EXCERPT_CHARS = 200
+"""An error's ``input`` and each ``ctx`` value: at most this many characters (then "…")."""
+MAX_ERRORS = 20
+"""Errors listed in one 422; one more entry says how many were left out."""
+MAX_ERROR_BODY_BYTES = 32 * 1024
+"""A 422 body never exceeds this (fewer errors are listed if it would)."""
+# Each entry stays far below the bound even when every character needs a 12-byte escape.
+_MSG_CHARS = 200
+_LOC_CHARS = 48
+_LOC_PARTS = 12
+_CTX_KEYS = 4
+_ELLIPSIS = "\u2026"
+_ENCODER = json.JSONEncoder(ensure_ascii=True, separators=(",", ":"), default=str)
+
+
+def _compact(content: Any) -> str:
+    return json.dumps(content, ensure_ascii=True, separators=(",", ":"), default=str)
+
+
+def _cut(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[:limit] + _ELLIPSIS
+
+
+def excerpt(value: Any, limit: int = EXCERPT_CHARS) -> Any:
+    """``value`` itself when its JSON is short; otherwise the first ``limit`` characters
+    of its JSON text and "…". Encoding stops there, however large the value."""
+    if value is None or isinstance(value, bool | float):
+        return value
+    if isinstance(value, int):
+        return (
+            value
+            if value.bit_length() <= 3 * limit
+            else f"(an integer of {value.bit_length()} bits)"
+        )
+    if isinstance(value, str):
+        return _cut(value, limit)
+    if isinstance(value, BaseException):
+        return _cut(str(value), limit)
+    if isinstance(value, bytes | bytearray):
+        return _cut(bytes(value[: 4 * limit + 4]).decode(errors="replace"), limit)
+    text = ""
+    for chunk in _ENCODER.iterencode(value):
+        text += chunk[: limit + 1 - len(text)]
+        if len(text) > limit:
+            return text[:limit] + _ELLIPSIS
+    return json.loads(text)
+
+
+def _bounded_error(error: Any) -> dict[str, Any]:
+    if not isinstance(error, dict):
+        return {"loc": [], "msg": _cut(str(error), _MSG_CHARS), "type": "invalid"}
+    loc = [
+        part if isinstance(part, int) else _cut(str(part), _LOC_CHARS)
+        for part in itertools.islice(error.get("loc", ()), _LOC_PARTS)
+    ]
+    out: dict[str, Any] = {
+        "type": _cut(str(error.get("type", "invalid")), _LOC_CHARS),
+        "loc": loc,
+        "msg": _cut(str(error.get("msg", "")), _MSG_CHARS),
+    }
+    if "input" in error:
+        out["input"] = excerpt(error["input"])
+    ctx = error.get("ctx")
+    if isinstance(ctx, dict):
+        out["ctx"] = {
+            _cut(str(k), _LOC_CHARS): excerpt(v)
+            for k, v in itertools.islice(ctx.items(), _CTX_KEYS)
+        }
+    return out
+
+
+def bounded_errors(errors: Iterable[Any]) -> list[dict[str, Any]]:
+    """Validation errors as a 422 lists them: at most ``MAX_ERRORS``, each with an excerpt
+    of its input, the whole under ``MAX_ERROR_BODY_BYTES`` (a final entry counts the rest)."""
+    errors = list(errors)
+    shown: list[dict[str, Any]] = []
+    # Room for the envelope and the final "n more" entry.
+    budget = MAX_ERROR_BODY_BYTES - 256
+    for error in errors[:MAX_ERRORS]:
+        entry = _bounded_error(error)
+        size = len(_compact(entry)) + 1
+        if size > budget:
+            break
+        budget -= size
+        shown.append(entry)
+    if left := len(errors) - len(shown):
+        shown.append(
+            {
+                "loc": [],
+                "msg": f"{left} more error(s) not shown; fix the ones above first",
+                "type": "too_many_errors",
+            }
+        )
+    return shown
+
+
+# -- bounded requests: body size and JSON depth, before any endpoint runs ---------
+
+
+def _refusal(status: int, rule: str, message: str) -> tuple[dict[str, Any], bytes]:
+    body = _compact({"detail": [{"loc": ["body"], "msg": message, "type": rule}]}).encode()
+    start = {
+        "type": "http.response.start",
+        "status": status,
+        "headers": [
+            (b"content-type", b"application/json"),
+            (b"content-length", str(len(body)).encode()),
+            # The rest of the body is never read: the connection cannot be reused.
+            (b"connection", b"close"),
+        ],
+    }
+    return start, body
+
+
+_NOT_BRACKETS = bytes(c for c in range(256) if c not in b"[]{}")
+_SQUARE = bytes.maketrans(b"{}", b"[]")
+
+
+def json_deeper_than(body: bytes, limit: int) -> bool:
+    """Whether the arrays and objects of a JSON text nest deeper than ``limit``.
+
+    Works on the raw bytes at C speed (no parsing, no recursion): strings are cut out,
+    the brackets kept, and each round removes the innermost pairs. Malformed JSON
+    answers ``False`` and is left to the parser to refuse."""
+    text = body.replace(b"\\\\", b"").replace(b'\\"', b"")
+    brackets = b"".join(text.split(b'"')[::2]).translate(_SQUARE, _NOT_BRACKETS)
+    for _ in range(limit):
+        inner = brackets.replace(b"[]", b"")
+        if len(inner) == len(brackets):
+            return False
+        brackets = inner
+    return b"[]" in brackets
+
+
+def _is_json(content_type: bytes | None) -> bool:
+    if content_type is None:
+        return False
+    kind = content_type.split(b";", 1)[0].strip().lower()
+    return kind == b"application/json" or (
+        kind.startswith(b"application/") and kind.endswith(b"+json")
+    )
+
+
+class RequestLimits:
+    """Pure ASGI middleware bounding a request before the app reads it.
+
+    A body whose ``Content-Length`` is over ``max_body_bytes`` gets 413 at once, its
+    bytes unread. Otherwise the bytes are counted as they arrive: past the limit, a 413
+    is sent and the app is told the client went away (it never sees the rest, and
+    whatever it answers is dropped). A JSON body is read whole first (at most
+    ``max_body_bytes``), checked for depth, then handed on unchanged."""
+
+    def __init__(self, app: ASGIApp, *, max_body_bytes: int, max_json_depth: int) -> None:
+        self.app = app
+        self.max_body_bytes = max_body_bytes
+        self.max_json_depth = max_json_depth
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = dict(scope["headers"])
+        declared = headers.get(b"content-length")
+        if declared is not None and not declared.isdigit():
+            await self._refuse(send, 400, "content_length_invalid", "Content-Length: not a number")
+            return
+        if declared is not None and int(declared) > self.max_body_bytes:
+            await self._too_large(send)
+            return
+        if _is_json(headers.get(b"content-type")):
+            await self._json(scope, receive, send)
+        else:
+            await self._streamed(scope, receive, send)
+
+    async def _refuse(self, send: Send, status: int, rule: str, message: str) -> None:
+        start, body = _refusal(status, rule, message)
+        await send(start)
+        await send({"type": "http.response.body", "body": body})
+
+    async def _too_large(self, send: Send) -> None:
+        await self._refuse(
+            send,
+            413,
+            "body_too_large",
+            f"the request body is larger than {self.max_body_bytes} bytes",
+        )
+
+    async def _json(self, scope: Scope, receive: Receive, send: Send) -> None:
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            message = await receive()
+            if message["type"] != "http.request":
+                break  # the client left: the app hears it as usual
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > self.max_body_bytes:
+                await self._too_large(send)
+                return
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                body = b"".join(chunks)
+                del chunks
+                if json_deeper_than(body, self.max_json_depth):
+                    await self._refuse(
+                        send,
+                        422,
+                        "json_too_deep",
+                        f"arrays and objects nest deeper than {self.max_json_depth} levels",
+                    )
+                    return
+                message = {"type": "http.request", "body": body, "more_body": False}
+                break
+        first: Message | None = message
+
+        async def replay() -> Message:
+            nonlocal first
+            if first is not None:
+                message, first = first, None
+                return message
+            return await receive()
+
+        await self.app(scope, replay, send)
+
+    async def _streamed(self, scope: Scope, receive: Receive, send: Send) -> None:
+        size = 0
+        started = False
+        refused = False
+
+        async def counted() -> Message:
+            nonlocal size, refused
+            message = await receive()
+            if message["type"] == "http.request":
+                size += len(message.get("body", b""))
+                if size > self.max_body_bytes:
+                    if not started and not refused:
+                        refused = True
+                        await self._too_large(send)
+                    return {"type": "http.disconnect"}
+            return message
+
+        async def guarded(message: Message) -> None:
+            nonlocal started
+            if refused:
+                return
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, counted, guarded)
+        except Exception:
+            if not refused:
+                raise
+            # The app failed because its body was cut off; the 413 has been sent.
+
+
+def install_request_limits(app: FastAPI, limits: HttpSettings) -> None:
+    """Refuse oversized and too deeply nested bodies before any endpoint reads them."""
+    app.add_middleware(
+        RequestLimits,
+        max_body_bytes=limits.max_body_bytes,
+        max_json_depth=limits.max_json_depth,
+    )
+
+
+def install_http(
+    app: FastAPI, *, ready: Callable[[], Awaitable[bool]], limits: HttpSettings
+) -> None:
+    """Everything a service's API shares, in one call from its ``bootstrap``: bounded
+    requests, one refusal shape with bounded error bodies, correlation ids, and the
+    operations endpoints."""
+    install_refusals(app)
+    # Added first, so it runs inside the correlation middleware: a 413 carries the id too.
+    install_request_limits(app, limits)
+    install_correlation(app)
+    app.include_router(operations_router(ready))
 
 
 # -- what every API's operations share: paging, error bodies, bearer tokens -------

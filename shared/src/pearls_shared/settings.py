@@ -76,6 +76,27 @@ class DeliverySettings(BaseSettings):
     consumer_backoff_max_s: float = Field(default=5.0, ge=0)
 
 
+class HttpSettings(BaseSettings):
+    """Bounds on what one HTTP request may hold (``PEARLS_HTTP_*``, all services).
+
+    Enforced by ``pearls_shared.http.install_http`` before any endpoint runs."""
+
+    model_config = SettingsConfigDict(env_prefix="PEARLS_HTTP_", extra="ignore")
+
+    max_body_bytes: int = Field(
+        default=1024 * 1024,
+        ge=1,
+        description="Largest request body accepted, in bytes; larger ones get 413 before"
+        " they are read (Content-Length) or as soon as they pass it (chunked).",
+    )
+    max_json_depth: int = Field(
+        default=32,
+        ge=1,
+        le=512,
+        description="Deepest nesting of arrays and objects in a JSON body; deeper gets 422.",
+    )
+
+
 class ServiceSettings(BaseSettings):
     """What every service's settings share. A service subclasses it with its own
     ``env_prefix`` (``PEARLS_<SERVICE>_``), database default and port."""
@@ -99,3 +120,6 @@ class ServiceSettings(BaseSettings):
 
     def delivery(self) -> DeliverySettings:
         return DeliverySettings()
+
+    def http(self) -> HttpSettings:
+        return HttpSettings()

@@ -14,9 +14,9 @@ from pearls_awards.entrypoints.http import router
 from pearls_awards.service_layer.auth import Authenticator
 from pearls_awards.service_layer.handlers import Awards, ViewEvents
 from pearls_awards.service_layer.queries import Queries
-from pearls_shared.http import install_correlation, install_refusals, operations_router
+from pearls_shared.http import install_http
 from pearls_shared.runtime import service_runtime
-from pearls_shared.settings import DeliverySettings, KafkaSettings
+from pearls_shared.settings import DeliverySettings, HttpSettings, KafkaSettings
 
 SERVICE = "awards"
 
@@ -26,6 +26,7 @@ def create_app(
     *,
     kafka: KafkaSettings | None = None,
     delivery: DeliverySettings | None = None,
+    limits: HttpSettings | None = None,
 ) -> FastAPI:
     """The service's ASGI app; its lifespan runs migrations, relay and the view's consumer."""
     events = ViewEvents()
@@ -65,8 +66,6 @@ def create_app(
         runtime = getattr(app.state, "runtime", None)
         return runtime is not None and bool(await runtime.ready())
 
-    install_refusals(app)
-    install_correlation(app)
-    app.include_router(operations_router(ready))
+    install_http(app, ready=ready, limits=limits or settings.http())
     app.include_router(router)
     return app

@@ -14,9 +14,9 @@ from pearls_mentoring.entrypoints.http import router
 from pearls_mentoring.service_layer.auth import Authenticator
 from pearls_mentoring.service_layer.handlers import Mentoring, ParticipantEvents
 from pearls_mentoring.service_layer.queries import Queries
-from pearls_shared.http import install_correlation, install_refusals, operations_router
+from pearls_shared.http import install_http
 from pearls_shared.runtime import every, service_runtime
-from pearls_shared.settings import DeliverySettings, KafkaSettings
+from pearls_shared.settings import DeliverySettings, HttpSettings, KafkaSettings
 
 SERVICE = "mentoring"
 
@@ -26,6 +26,7 @@ def create_app(
     *,
     kafka: KafkaSettings | None = None,
     delivery: DeliverySettings | None = None,
+    limits: HttpSettings | None = None,
 ) -> FastAPI:
     """The service's ASGI app; its lifespan runs migrations, relay, consumer and schedulers."""
     events = ParticipantEvents()
@@ -83,8 +84,6 @@ def create_app(
             return False
         return bool(await runtime.ready())
 
-    install_refusals(app)
-    install_correlation(app)
-    app.include_router(operations_router(ready))
+    install_http(app, ready=ready, limits=limits or settings.http())
     app.include_router(router)
     return app

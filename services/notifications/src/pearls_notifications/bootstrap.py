@@ -13,16 +13,20 @@ from pearls_notifications.config import Settings
 from pearls_notifications.entrypoints import http
 from pearls_notifications.entrypoints.consumers import subscription
 from pearls_notifications.service_layer.sender import Sender
-from pearls_shared.http import install_correlation, operations_router
+from pearls_shared.http import install_http
 from pearls_shared.runtime import service_runtime
-from pearls_shared.settings import KafkaSettings
+from pearls_shared.settings import HttpSettings, KafkaSettings
 
 log = structlog.get_logger(__name__)
 
 SERVICE = "notifications"
 
 
-def create_app(settings: Settings | None = None, kafka: KafkaSettings | None = None) -> FastAPI:
+def create_app(
+    settings: Settings | None = None,
+    kafka: KafkaSettings | None = None,
+    limits: HttpSettings | None = None,
+) -> FastAPI:
     settings = settings or Settings()
     kafka = kafka or KafkaSettings()
 
@@ -71,8 +75,7 @@ def create_app(settings: Settings | None = None, kafka: KafkaSettings | None = N
             return False
         return bool(await runtime.ready())
 
-    install_correlation(app)
-    app.include_router(operations_router(ready))
+    install_http(app, ready=ready, limits=limits or HttpSettings())
     app.include_router(http.coordinator)
     app.include_router(http.public)
     return app
