@@ -28,6 +28,7 @@ from pearls_demo.watch import tail_events
 from pearls_localinfra._proc import repo_root
 from pearls_localinfra.kafka import KafkaCluster
 from pearls_localinfra.postgres import PostgresCluster
+from pearls_shared.lines import printable
 
 SERVICES = ("applications", "mentoring", "awards", "notifications")
 DEMO_COORDINATOR_TOKEN = "demo-coordinator-token"  # noqa: S105 - local demo only
@@ -215,8 +216,10 @@ async def _watch(children: list[Child], stop: asyncio.Event) -> None:
 
 
 def _printer() -> Callable[[str], None]:
+    """Every line the demo shows; what users wrote in it cannot drive the terminal."""
+
     def say(line: str) -> None:
-        print(line, flush=True)
+        print(printable(line), flush=True)
 
     return say
 

@@ -10,13 +10,18 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer
 
 from pearls_shared.envelope import EnvelopeError, decode
+from pearls_shared.lines import printable
 from pearls_shared.topics import CONTRACT_TOPICS
 
 _DETAIL_FIELDS = ("city_name", "name", "reason", "template", "recipient")
 
 
 def describe(event_type: str, subject: str, data: dict[str, Any]) -> str:
-    """One terminal line for an event: its type and the few fields a person cares about."""
+    """One terminal line for an event: its type and the few fields a person cares about.
+
+    The values are users' text: the line goes through ``printable`` (the printer
+    does it) before it reaches a terminal.
+    """
     if event_type.startswith("pearls.notification."):
         status = "sent" if event_type.endswith(".sent") else "FAILED"
         return (
@@ -58,8 +63,14 @@ async def tail_events(
     bootstrap: str,
     stop: asyncio.Event,
     seen: Counter[str],
-    printer: Callable[[str], None] = print,
+    printer: Callable[[str], None] | None = None,
 ) -> None:
+    """Print a line per event; values are users' text, so shown with escapes."""
+    if printer is None:
+
+        def printer(line: str) -> None:
+            print(printable(line), flush=True)
+
     consumer = AIOKafkaConsumer(
         *CONTRACT_TOPICS,
         bootstrap_servers=bootstrap,

@@ -1,8 +1,9 @@
 """Request and response bodies of the HTTP API (they are the OpenAPI schema).
 
-Text is checked here for shape and size (free text with
-``pearls_shared.inputs``: no NUL, no lone surrogate); rules that depend on the
-call (eligibility, themes, rubric) are the domain's.
+Text is checked here for shape and size: names and titles are single lines and
+free text keeps only line breaks and tabs (``pearls_shared.lines``), a place name
+is a ``pearls_shared.inputs.PlaceName``; rules that depend on the call
+(eligibility, themes, rubric) are the domain's.
 """
 
 from __future__ import annotations
@@ -35,7 +36,8 @@ from pearls_shared.events.common import (
     Slug,
     ThemeSlug,
 )
-from pearls_shared.inputs import LongText, PlaceName, ShortText
+from pearls_shared.inputs import PlaceName
+from pearls_shared.lines import FreeText, SingleLine
 
 ReviewerId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9._-]{1,100}$")]
 
@@ -47,7 +49,12 @@ def _has_fallback(text: dict[str, str]) -> dict[str, str]:
 
 
 Localized = Annotated[
-    dict[LanguageCode, LongText],
+    dict[LanguageCode, FreeText],
+    Field(json_schema_extra={"required": [FALLBACK_LANGUAGE]}),
+    AfterValidator(_has_fallback),
+]
+LocalizedLine = Annotated[
+    dict[LanguageCode, SingleLine],
     Field(json_schema_extra={"required": [FALLBACK_LANGUAGE]}),
     AfterValidator(_has_fallback),
 ]
@@ -72,7 +79,7 @@ class _Out(BaseModel):
 
 class CriterionIn(_In):
     key: Slug = Field(description="Criterion id used in review scores, e.g. 'relevance'.")
-    label: Localized = Field(description="What reviewers judge, per language ('en' required).")
+    label: LocalizedLine = Field(description="What reviewers judge, per language ('en' required).")
     weight: float = Field(gt=0, le=100, description="Relative weight of the criterion.")
 
 
@@ -85,7 +92,7 @@ class RubricIn(_In):
 class CallIn(_In):
     """A new call; omitted ``opens_at`` (or one in the past) opens it at once."""
 
-    title: Localized = Field(description="Title per language; 'en' required.")
+    title: LocalizedLine = Field(description="Title per language; 'en' required.")
     description: Localized = Field(description="Description per language; 'en' required.")
     opens_at: AwareDatetime | None = Field(
         default=None, description="When submissions start; omitted = now (opens at once)."
@@ -187,7 +194,7 @@ class CallOut(_Out):
 
 
 class ContactIn(_In):
-    name: ShortText = Field(description="Full name.")
+    name: SingleLine = Field(description="Full name.")
     email: EmailStr = Field(description="E-mail address.")
     language: LanguageCode = Field(description="Preferred language (ISO 639-1).")
     role: Literal["primary", "backup"] = Field(description="Exactly one 'primary'.")
@@ -230,14 +237,14 @@ class ApplicationIn(_ApplicationFields):
     place_kind: PlaceKind = Field(description="'city' (municipality) or 'region'.")
     country: CountryCode = Field(description="ISO 3166-1 alpha-2, e.g. 'LV'.")
     population: int = Field(ge=1, le=100_000_000, description="Population of the place.")
-    organisation_name: ShortText = Field(description="Applying organisation.")
+    organisation_name: SingleLine = Field(description="Applying organisation.")
     organisation_type: OrganisationType
     contacts: Contacts = Field(description="One primary contact and any backups.")
     themes: Themes = Field(description="Themes of interest, from the call's list.")
     languages: Languages = Field(description="Working languages of the team.")
-    motivation: LongText = Field(description="Why the place applies (max 4000 characters).")
-    challenges: LongText = Field(description="Challenges it faces (max 4000 characters).")
-    commitments: LongText = Field(description="What the place commits (max 4000 characters).")
+    motivation: FreeText = Field(description="Why the place applies (max 4000 characters).")
+    challenges: FreeText = Field(description="Challenges it faces (max 4000 characters).")
+    commitments: FreeText = Field(description="What the place commits (max 4000 characters).")
 
     model_config = ConfigDict(
         json_schema_extra={
@@ -276,14 +283,14 @@ class ApplicationPatch(_ApplicationFields):
     # ``None`` only marks "omitted"; the schema does not offer null as a value.
     place_kind: PlaceKind | SkipJsonSchema[None] = None
     population: Annotated[int, Field(ge=1, le=100_000_000)] | SkipJsonSchema[None] = None
-    organisation_name: ShortText | SkipJsonSchema[None] = None
+    organisation_name: SingleLine | SkipJsonSchema[None] = None
     organisation_type: OrganisationType | SkipJsonSchema[None] = None
     contacts: Contacts | SkipJsonSchema[None] = None
     themes: Themes | SkipJsonSchema[None] = None
     languages: Languages | SkipJsonSchema[None] = None
-    motivation: LongText | SkipJsonSchema[None] = None
-    challenges: LongText | SkipJsonSchema[None] = None
-    commitments: LongText | SkipJsonSchema[None] = None
+    motivation: FreeText | SkipJsonSchema[None] = None
+    challenges: FreeText | SkipJsonSchema[None] = None
+    commitments: FreeText | SkipJsonSchema[None] = None
 
     # Omitted means "keep"; an explicit null would be silently ignored, so it is refused.
     @field_validator("*")
@@ -309,7 +316,7 @@ class Receipt(BaseModel):
 
 
 class WithdrawIn(_In):
-    reason: LongText | None = Field(default=None, description="Why, if the applicant says.")
+    reason: FreeText | None = Field(default=None, description="Why, if the applicant says.")
 
 
 class ContactOut(_Out):
@@ -362,7 +369,7 @@ class ApplicationPage(BaseModel):
 
 class ReviewerIn(_In):
     reviewer_id: ReviewerId = Field(description="Stable id of the reviewer.")
-    name: ShortText
+    name: SingleLine
     city_name: PlaceName = Field(description="Home city: reviewers never review it.")
     country: CountryCode
 
@@ -415,7 +422,7 @@ class ReviewIn(_In):
     scores: dict[
         Annotated[str, StringConstraints(max_length=64)], Annotated[int, Field(ge=-1000, le=1000)]
     ] = Field(description="Score per rubric criterion key; every criterion, nothing else.")
-    comment: LongText = Field(description="The reviewer's comment.")
+    comment: FreeText = Field(description="The reviewer's comment.")
 
 
 class ReviewOut(BaseModel):
@@ -437,7 +444,7 @@ class DecisionIn(_In):
     reason_code: ReasonCode | None = Field(
         default=None, description="Only with a rejection (else 422); defaults to 'not_selected'."
     )
-    reason: LongText | None = Field(default=None, description="Required when rejecting.")
+    reason: FreeText | None = Field(default=None, description="Required when rejecting.")
 
 
 class RankingEntry(BaseModel):

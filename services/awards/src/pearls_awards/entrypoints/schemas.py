@@ -15,10 +15,14 @@ from pearls_shared.events.common import (
     LanguageCode,
     Slug,
 )
-from pearls_shared.inputs import LongText, ShortText
+from pearls_shared.lines import FreeText, SingleLine
 
 Localized = Annotated[
-    dict[LanguageCode, LongText],
+    dict[LanguageCode, FreeText],
+    Field(min_length=1, json_schema_extra={"required": [FALLBACK_LANGUAGE]}),
+]
+LocalizedLine = Annotated[
+    dict[LanguageCode, SingleLine],
     Field(min_length=1, json_schema_extra={"required": [FALLBACK_LANGUAGE]}),
 ]
 
@@ -34,7 +38,7 @@ def _has_english(text: Mapping[Any, str], field: str) -> None:
 
 class CriterionIn(_In):
     criterion_id: Slug
-    name: Localized
+    name: LocalizedLine
     weight: float = Field(gt=0, le=1000)
     scale_min: int = Field(default=0, ge=0, le=100)
     scale_max: int = Field(default=10, ge=1, le=100)
@@ -56,10 +60,10 @@ class EligibilityIn(_In):
 
 
 class JurorIn(_In):
-    name: ShortText
+    name: SingleLine
     email: EmailStr
     language: LanguageCode
-    city_name: ShortText | None = Field(default=None, description="Where the juror comes from.")
+    city_name: SingleLine | None = Field(default=None, description="Where the juror comes from.")
     country: CountryCode | None = None
     mentor_id: uuid.UUID | None = Field(
         default=None, description="If the juror is a registered mentor (conflicts by mentoring)."
@@ -67,7 +71,7 @@ class JurorIn(_In):
 
 
 class RoundIn(_In):
-    title: Localized
+    title: LocalizedLine
     closes_at: AwareDatetime = Field(description="End of jury scoring.")
     criteria: list[CriterionIn] = Field(min_length=1, max_length=20)
     eligibility: EligibilityIn = Field(default_factory=EligibilityIn)
@@ -138,7 +142,7 @@ class OpenedOut(RoundOut):
 
 class NominationIn(_In):
     participant_id: uuid.UUID
-    statement: LongText = Field(description="Why the participant deserves the award.")
+    statement: FreeText = Field(description="Why the participant deserves the award.")
 
 
 class NomineeOut(BaseModel):
@@ -220,7 +224,7 @@ class CloseIn(_In):
 
 
 class RevokeIn(_In):
-    reason: LongText
+    reason: FreeText
 
 
 class ParticipantOut(BaseModel):

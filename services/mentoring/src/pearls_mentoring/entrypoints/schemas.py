@@ -27,8 +27,8 @@ from pearls_shared.events.common import (
     ThemeSlug,
 )
 from pearls_shared.events.mentoring import MatchExplanation
-from pearls_shared.inputs import LongText as Text
-from pearls_shared.inputs import ShortText as Name
+from pearls_shared.lines import FreeText as Text
+from pearls_shared.lines import SingleLine as Name
 
 Url = Annotated[AnyHttpUrl, Field(description="An http(s) link.")]
 Summary = Annotated[Text, Field(max_length=500)]

@@ -4,10 +4,19 @@ HTML is autoescaped, plain text and subject are not (they are no markup; the
 subject is encoded as a header by ``mime``). A language without the template
 falls back to English. Templates ship with the package and are never supplied
 by users.
+
+Every value a template prints passes :func:`neutral` first: a value's control
+characters never reach the reader. A line break in a value (a contact's name
+that carries ``"\\r\\nBcc: …"``, say) would otherwise start a line of the
+sender's choosing in the plain-text body; it becomes a space, as does every
+other control character (ESC, backspace, C1 …). The templates' own line breaks
+stay. Text rendered by these templates already (a digest's items) is marked
+``|safe`` and printed as it is.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from pathlib import Path
@@ -20,6 +29,7 @@ from jinja2 import (
     TemplateNotFound,
     select_autoescape,
 )
+from markupsafe import Markup
 
 from pearls_shared.events.common import FALLBACK_LANGUAGE
 
@@ -42,6 +52,14 @@ def shipped_languages(root: Path = TEMPLATE_DIR) -> tuple[str, ...]:
 
 
 MINUTE = timedelta(minutes=1)
+_CONTROLS = re.compile(r"\r\n|[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+def neutral(value: Any) -> Any:
+    """A printed value with every control character, line breaks included, as a space."""
+    if isinstance(value, Markup) or not isinstance(value, str):
+        return value  # rendered by a template already, or no text (numbers, dates …)
+    return _CONTROLS.sub(" ", value)
 
 
 def _when(value: Any) -> str:
@@ -77,6 +95,7 @@ class Templates:
             trim_blocks=True,
             lstrip_blocks=True,
             keep_trailing_newline=True,
+            finalize=neutral,
         )
         self._env.filters["when"] = _when
         self._env.filters["day"] = _day
