@@ -6,7 +6,6 @@ import email
 import email.policy
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import uuid
@@ -109,13 +108,6 @@ AWARD_MAIL = Counter(
 AWARD_TEMPLATES = {t for t, _ in AWARD_MAIL} | {"award_revoked"}
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 @pytest.fixture
 def workdir() -> Iterator[Path]:
     # Not under pytest's tmp dir: PostgreSQL runs as an unprivileged user when
@@ -173,8 +165,6 @@ def test_the_demo_plays_through_the_public_api_and_mails_everyone_once(workdir: 
             "--exit-after-demo",
             "--workdir",
             str(workdir),
-            "--mail-port",
-            str(_free_port()),
         ],
         cwd=ROOT,
         capture_output=True,
@@ -184,6 +174,13 @@ def test_the_demo_plays_through_the_public_api_and_mails_everyone_once(workdir: 
     )
     output = demo.stdout
     assert demo.returncode == 0, output[-3000:] + demo.stderr[-3000:]
+    # Thrown away as the README says: no database or Kafka data stays behind, logs do.
+    assert not (workdir / "postgres" / "data").exists()
+    assert not list(workdir.glob("kafka/*/data"))
+    assert (workdir / "logs" / "applications.log").is_file()
+    # The mail page takes a free port like everything else, and says where.
+    [mail_page] = re.findall(r"^captured mail +(http://127\.0\.0\.1:\d+/)$", output, re.M)
+    assert mail_page != "http://127.0.0.1:8025/"
     # The refusals a person would expect, with the rule named.
     assert "Husum submitted a second application: refused, 409" in output
     assert "one_application_per_city" in output

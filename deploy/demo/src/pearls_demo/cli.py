@@ -6,6 +6,11 @@ SMTP sink whose captured mail can be read in a browser, and the services
 through the public HTTP API, from a call for applications to an award round
 and its public showcase, and shows which events flowed and which emails went
 out. Ctrl-C stops everything, in order.
+
+Every server takes a free port on 127.0.0.1 (the addresses are printed). The
+work directory holds this run's logs and captured mail: an earlier run's logs,
+mail and data are removed at start, and the databases' and Kafka's data at
+stop (their logs stay). One run at a time per work directory.
 """
 
 from __future__ import annotations
@@ -13,8 +18,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import fcntl
 import json
 import logging
+import os
+import shutil
 import signal
 import socket
 import sys
@@ -57,10 +65,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--workdir",
         type=Path,
         default=repo_root() / "var" / "run",
-        help="where logs, data and captured mail go (wiped at start; default: var/run)",
+        help="where logs, data and captured mail go (an earlier run's are removed at start;"
+        " default: var/run)",
     )
     parser.add_argument(
-        "--mail-port", type=int, default=8025, help="port of the captured-mail page (default 8025)"
+        "--mail-port",
+        type=int,
+        default=None,
+        help="port of the captured-mail page (default: a free one, printed at start)",
     )
     parser.add_argument(
         "--exit-after-demo",
@@ -70,8 +82,61 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+LOCK_FILE = "pearls-demo.lock"
+# What a run leaves in its work directory; anything else there is not ours to delete.
+RUN_ENTRIES = ("logs", "mail", "postgres", "kafka")
+
+
+class AlreadyRunning(RuntimeError):
+    """Another pearls-demo uses this work directory."""
+
+
+def claim_workdir(workdir: Path) -> contextlib.ExitStack:
+    """Lock ``workdir`` for this run (the lock holds our pid) and clear an earlier run's
+    logs, mail and data from it; raise AlreadyRunning while another run holds it.
+
+    The lock is an ``flock`` on a file in the work directory: it goes when this
+    process ends, however it ends, so a crashed run never blocks the next one.
+    """
+    workdir.mkdir(parents=True, exist_ok=True)
+    held = contextlib.ExitStack()
+    lock = held.enter_context((workdir / LOCK_FILE).open("a+"))
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        lock.seek(0)
+        other = lock.read().strip() or "?"
+        held.close()
+        raise AlreadyRunning(
+            f"pearls-demo is already running (pid {other}) with the work directory {workdir};"
+            " stop it first (Ctrl-C in its terminal), or give this run another --workdir"
+        ) from None
+    lock.seek(0)
+    lock.truncate()
+    lock.write(f"{os.getpid()}\n")
+    lock.flush()
+    for name in RUN_ENTRIES:
+        entry = workdir / name
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry)
+        else:
+            entry.unlink(missing_ok=True)
+    return held
+
+
 async def run(args: argparse.Namespace) -> int:
     workdir: Path = args.workdir.resolve()
+    try:
+        claimed = claim_workdir(workdir)
+    except AlreadyRunning as exc:
+        print(f"pearls-demo: {exc}", file=sys.stderr)
+        return 1
+    with claimed:
+        return await _run(args, workdir)
+
+
+async def _run(args: argparse.Namespace, workdir: Path) -> int:
+    mail_port: int = args.mail_port or _free_port()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -82,9 +147,12 @@ async def run(args: argparse.Namespace) -> int:
     with contextlib.ExitStack() as infra:
         say(f"starting PostgreSQL and Kafka (logs in {workdir}) ...")
         postgres = PostgresCluster(workdir / "postgres")
+        # Thrown away at the end: each stop is followed by removing the data (LIFO).
+        infra.callback(postgres.discard_data)
         await asyncio.to_thread(postgres.start)
         infra.callback(postgres.stop)
         kafka = KafkaCluster(nodes=1, workdir=workdir / "kafka")
+        infra.callback(kafka.discard_data)
         await asyncio.to_thread(kafka.start)
         infra.callback(kafka.stop)
         common = {
@@ -100,7 +168,7 @@ async def run(args: argparse.Namespace) -> int:
                 "--port",
                 str(smtp_port),
                 "--http-port",
-                str(args.mail_port),
+                str(mail_port),
                 "--maildir",
                 str(workdir / "mail"),
             ),
@@ -144,13 +212,13 @@ async def run(args: argparse.Namespace) -> int:
         tail: asyncio.Task[None] | None = None
         try:
             await sink.start()
-            await wait_ready(sink, f"http://127.0.0.1:{args.mail_port}/")
+            await wait_ready(sink, f"http://127.0.0.1:{mail_port}/")
             for child in children:
                 await child.start()
             for child, name in zip(children, SERVICES, strict=True):
                 await wait_ready(child, f"http://127.0.0.1:{ports[name]}/readyz")
                 say(f"{name:<14} http://127.0.0.1:{ports[name]}/docs")
-            say(f"{'captured mail':<14} http://127.0.0.1:{args.mail_port}/")
+            say(f"{'captured mail':<14} http://127.0.0.1:{mail_port}/")
             # The services created the topics at start-up: now they can be tailed.
             tail = asyncio.create_task(tail_events(kafka.bootstrap_servers, stop, seen, say))
             say("playing the demo through the public HTTP API ...")
@@ -168,9 +236,7 @@ async def run(args: argparse.Namespace) -> int:
                 f" ({seen['pearls.notification.failed']} failed)."
             )
             if not args.exit_after_demo:
-                say(
-                    f"read the mail at http://127.0.0.1:{args.mail_port}/ ; Ctrl-C stops everything"
-                )
+                say(f"read the mail at http://127.0.0.1:{mail_port}/ ; Ctrl-C stops everything")
                 await _watch([*children, sink], stop)
         finally:
             stop.set()

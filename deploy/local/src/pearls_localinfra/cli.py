@@ -24,7 +24,9 @@ Local, Docker-free Kafka (KRaft) and PostgreSQL for Pearls development and tests
 Kafka runs from Maven Central jars (needs Java 17+ and Maven; the jars are cached in
 $PEARLS_CACHE_DIR or <repo>/.cache); PostgreSQL from the server binaries
 ($PEARLS_PG_BIN, else the newest /usr/lib/postgresql/*/bin, else PATH). Everything
-listens on 127.0.0.1 on free ports and is throwaway: every start wipes its data.
+listens on 127.0.0.1 on free ports and is throwaway: every start wipes its data,
+and every stop removes it (the servers' logs stay in the workdir). While `up` runs,
+<workdir>/env holds the addresses as `export` lines; it is removed at stop.
 """
 
 EPILOG = """\
@@ -102,6 +104,7 @@ def _start_kafka(args: argparse.Namespace, stack: ExitStack) -> Started:
     cluster = KafkaCluster(nodes=args.nodes, workdir=args.workdir / "kafka", heap=args.heap)
     print(f"starting Kafka ({args.nodes} node(s), logs in {cluster.workdir}) ...", file=sys.stderr)
     cluster.start()
+    stack.callback(cluster.discard_data)  # runs after the stop below
     stack.callback(cluster.stop)
     return {"KAFKA_BOOTSTRAP_SERVERS": cluster.bootstrap_servers}, cluster.alive
 
@@ -110,12 +113,26 @@ def _start_postgres(args: argparse.Namespace, stack: ExitStack) -> Started:
     cluster = PostgresCluster(args.workdir / "postgres", port=args.pg_port)
     print(f"starting PostgreSQL (data in {cluster.workdir}) ...", file=sys.stderr)
     cluster.start()
+    stack.callback(cluster.discard_data)  # runs after the stop below
     stack.callback(cluster.stop)
     # The superuser DSN lets pytest in another shell create its own databases here.
     env = {"PEARLS_TEST_POSTGRES_DSN": cluster.superuser_dsn}
     for name in args.databases:
         env[f"PEARLS_{name.upper()}_DATABASE_URL"] = cluster.create_database(name, name, name)
     return env, cluster.alive
+
+
+def write_env_file(path: Path, env: dict[str, str]) -> str:
+    """Write ``env`` as ``export`` lines a shell can ``source``; return the text.
+
+    Written whole under a temporary name and renamed, so a shell sourcing it
+    never reads half of it.
+    """
+    exports = "".join(f"export {key}={shlex.quote(value)}\n" for key, value in env.items())
+    partial = path.with_name(f".{path.name}.partial")
+    partial.write_text(exports)
+    partial.replace(path)
+    return exports
 
 
 def _serve(args: argparse.Namespace, starters: list[Callable[..., Started]]) -> int:
@@ -136,9 +153,9 @@ def _serve(args: argparse.Namespace, starters: list[Callable[..., Started]]) -> 
             started_env, alive = start(args, stack)
             env.update(started_env)
             checks.append(alive)
-        exports = "".join(f"export {key}={shlex.quote(value)}\n" for key, value in env.items())
         env_file = args.workdir / "env"
-        env_file.write_text(exports)
+        exports = write_env_file(env_file, env)
+        stack.callback(env_file.unlink, missing_ok=True)  # its addresses die with the servers
         print(exports, end="", flush=True)
         print(f"# written to {env_file}; Ctrl-C stops everything", file=sys.stderr)
         while not stop.wait(2.0):

@@ -262,6 +262,13 @@ class KafkaCluster:
         if remove_workdir if remove_workdir is not None else self._owns_workdir:
             shutil.rmtree(self.workdir, ignore_errors=True)
 
+    def discard_data(self) -> None:
+        """Remove the stopped nodes' data (``log.dirs``); their logs stay for reading."""
+        if any(node.running for node in self.nodes):
+            raise KafkaError("stop the cluster before discarding its data")
+        for node in self.nodes:
+            shutil.rmtree(node.directory / "data", ignore_errors=True)
+
     def stop_node(self, node_id: int, *, kill: bool = False) -> None:
         """Stop one node: a clean shutdown, or SIGKILL with `kill=True` (a crash)."""
         node = self.node(node_id)

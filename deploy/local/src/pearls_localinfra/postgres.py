@@ -192,6 +192,12 @@ class PostgresCluster:
         if remove_workdir if remove_workdir is not None else self._owns_workdir:
             shutil.rmtree(self.workdir, ignore_errors=True)
 
+    def discard_data(self) -> None:
+        """Remove the stopped cluster's data directory; its log stays for reading."""
+        if self._running:
+            raise PostgresError("stop the cluster before discarding its data")
+        shutil.rmtree(self.data_dir, ignore_errors=True)
+
     def alive(self) -> bool:
         return self._running and self._is_ready()
 
