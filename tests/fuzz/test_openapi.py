@@ -7,6 +7,8 @@ authentication. No response may be a 5xx or break its documented schema.
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
 import uuid
 from collections.abc import Callable
 from typing import Any
@@ -19,7 +21,9 @@ from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import response_schema_conformance
 
 from pearls_shared.settings import DeliverySettings, KafkaSettings
+from pearls_shared.testing import start_group_at_end
 from pearls_shared.tokens import TokenEntry
+from pearls_shared.topics import APPLICATIONS, MENTORING
 
 pytestmark = pytest.mark.integration
 
@@ -40,6 +44,17 @@ def _applications(dsn: str, kafka: KafkaSettings) -> FastAPI:
     )
 
 
+def _fresh_group(prefix: str, kafka: KafkaSettings, topics: list[str]) -> str:
+    """A consumer group that starts at the topics' end: the app sees only what comes next,
+    not every other test's participants (the broker is shared by the run)."""
+    group = f"{prefix}-{uuid.uuid4()}"
+    coroutine = start_group_at_end(kafka.bootstrap_servers, group, topics)
+    # In a thread of its own: callers may be inside a running event loop.
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        pool.submit(asyncio.run, coroutine).result()
+    return group
+
+
 def _mentoring(dsn: str, kafka: KafkaSettings) -> FastAPI:
     from pearls_mentoring.bootstrap import create_app
     from pearls_mentoring.config import Settings
@@ -48,7 +63,7 @@ def _mentoring(dsn: str, kafka: KafkaSettings) -> FastAPI:
         Settings(
             database_url=dsn,
             coordinators=[TokenEntry.model_validate(c) for c in _coordinators()],
-            consumer_group=f"mentoring-fuzz-{uuid.uuid4()}",
+            consumer_group=_fresh_group("mentoring-fuzz", kafka, [APPLICATIONS]),
         ),
         kafka=kafka,
         delivery=DELIVERY,
@@ -63,7 +78,7 @@ def _awards(dsn: str, kafka: KafkaSettings) -> FastAPI:
         Settings(
             database_url=dsn,
             coordinators=[TokenEntry.model_validate(c) for c in _coordinators()],
-            consumer_group=f"awards-fuzz-{uuid.uuid4()}",
+            consumer_group=_fresh_group("awards-fuzz", kafka, [APPLICATIONS, MENTORING]),
         ),
         kafka=kafka,
         delivery=DELIVERY,

@@ -421,6 +421,7 @@ def refusal_responses(not_found: str) -> dict[int | str, dict[str, Any]]:
         403: {"model": ErrorOut, "description": "The token may not do this."},
         404: {"model": ErrorOut, "description": not_found},
         409: {"model": ErrorOut, "description": "The state forbids it; detail names the rule."},
+        413: {"model": ErrorOut, "description": "The body is larger than the service accepts."},
         422: {"model": ErrorOut, "description": "Invalid input; detail names field and rule."},
     }
 

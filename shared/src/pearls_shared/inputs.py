@@ -13,6 +13,7 @@ from typing import Annotated
 
 from pydantic import AfterValidator, StringConstraints
 
+from pearls_shared.lines import single_line
 from pearls_shared.names import has_letter
 
 
@@ -48,6 +49,7 @@ PlaceName = Annotated[
     str,
     StringConstraints(strip_whitespace=True, min_length=1, max_length=200),
     AfterValidator(storable),
+    AfterValidator(single_line),
     AfterValidator(has_visible_letter),
 ]
 """The name of a city or region as written (kept for display); compared by

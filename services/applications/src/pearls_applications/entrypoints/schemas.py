@@ -421,7 +421,9 @@ class MyAssignment(BaseModel):
 class ReviewIn(_In):
     scores: dict[
         Annotated[str, StringConstraints(max_length=64)], Annotated[int, Field(ge=-1000, le=1000)]
-    ] = Field(description="Score per rubric criterion key; every criterion, nothing else.")
+    ] = Field(
+        max_length=50, description="Score per rubric criterion key; every criterion, nothing else."
+    )
     comment: FreeText = Field(description="The reviewer's comment.")
 
 

@@ -15,6 +15,7 @@ from pearls_shared.events.common import (
     LanguageCode,
     Slug,
 )
+from pearls_shared.inputs import PlaceName
 from pearls_shared.lines import FreeText, SingleLine
 
 Localized = Annotated[
@@ -63,7 +64,7 @@ class JurorIn(_In):
     name: SingleLine
     email: EmailStr
     language: LanguageCode
-    city_name: SingleLine | None = Field(default=None, description="Where the juror comes from.")
+    city_name: PlaceName | None = Field(default=None, description="Where the juror comes from.")
     country: CountryCode | None = None
     mentor_id: uuid.UUID | None = Field(
         default=None, description="If the juror is a registered mentor (conflicts by mentoring)."

@@ -27,11 +27,14 @@ from pearls_shared.events.common import (
     ThemeSlug,
 )
 from pearls_shared.events.mentoring import MatchExplanation
+from pearls_shared.inputs import PlaceName
 from pearls_shared.lines import FreeText as Text
 from pearls_shared.lines import SingleLine as Name
 
 Url = Annotated[AnyHttpUrl, Field(description="An http(s) link.")]
 Summary = Annotated[Text, Field(max_length=500)]
+
+BoundedThemes = Annotated[Themes, Field(max_length=30)]
 
 
 class _In(BaseModel):
@@ -50,14 +53,14 @@ class MentorIn(_In):
     language: LanguageCode = Field(description="Language of e-mail to the mentor.")
     languages: Languages = Field(description="Working languages the mentor can mentor in.")
     country: CountryCode
-    city_name: Name | None = Field(
+    city_name: PlaceName | None = Field(
         default=None,
         validate_default=True,
         description="The mentor's city; required for a pearl city.",
     )
     organisation: Name | None = None
     capacity: int = Field(ge=1, le=50, description="Participants the mentor takes at most.")
-    themes: Themes = Field(description="Themes the mentor has experience in.")
+    themes: BoundedThemes = Field(description="Themes the mentor has experience in.")
 
     @field_validator("city_name")
     @classmethod
@@ -317,7 +320,7 @@ class SessionIn(_In):
     ends_at: datetime = Field(description="End; without an offset, wall-clock time in time_zone.")
     location: Name | None = None
     online_url: Url | None = None
-    themes: Themes
+    themes: BoundedThemes
     agenda: list[Text] = Field(default_factory=list, max_length=30)
     host_mentor_ids: list[uuid.UUID] = Field(min_length=1, max_length=10)
     participant_ids: list[uuid.UUID] = Field(min_length=1, max_length=100)
@@ -375,7 +378,7 @@ class PracticeIn(_In):
     title: Name
     summary: Summary
     body: Text
-    city_name: Name | None = Field(default=None, description="Where it was done, if anywhere.")
+    city_name: PlaceName | None = Field(default=None, description="Where it was done, if anywhere.")
     country: CountryCode | None = None
 
 
