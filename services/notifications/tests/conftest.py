@@ -31,12 +31,14 @@ from asgi_lifespan import LifespanManager
 
 from pearls_notifications.bootstrap import create_app
 from pearls_notifications.config import Settings
+from pearls_notifications.entrypoints.consumers import CONSUMED_TOPICS
 from pearls_shared.db import connect
 from pearls_shared.envelope import Envelope
 from pearls_shared.events.base import EventData
 from pearls_shared.events.registry import model_for
 from pearls_shared.outbox import envelope_for
 from pearls_shared.settings import KafkaSettings
+from pearls_shared.testing import start_group_at_end
 
 API_TOKEN = "test-coordinator-token"
 API_TOKEN_SHA256 = __import__("hashlib").sha256(API_TOKEN.encode()).hexdigest()
@@ -190,9 +192,17 @@ async def start_service(
 ) -> AsyncIterator[Callable[..., Any]]:
     """Start the whole service in-process (consumers, relay, sender, HTTP app)."""
     managers: list[tuple[LifespanManager, httpx.AsyncClient]] = []
+    started_groups: set[str] = set()
 
     async def start(**overrides: Any) -> Service:
         settings = settings_for(**overrides)
+        if settings.consumer_group not in started_groups:
+            # A new group starts at the topics' end: after a long run the topics hold
+            # thousands of other tests' events, which would otherwise come first.
+            await start_group_at_end(
+                kafka_settings.bootstrap_servers, settings.consumer_group, CONSUMED_TOPICS
+            )
+            started_groups.add(settings.consumer_group)
         app = create_app(settings, kafka_settings)
         manager = LifespanManager(app, startup_timeout=60, shutdown_timeout=60)
         await manager.__aenter__()
