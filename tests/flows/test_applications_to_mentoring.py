@@ -18,9 +18,9 @@ from pearls_applications.config import Settings as ApplicationsSettings
 from pearls_mentoring.bootstrap import create_app as mentoring_app
 from pearls_mentoring.config import Settings as MentoringSettings
 from pearls_shared.settings import DeliverySettings, KafkaSettings
-from pearls_shared.testing import read_topic, wait_for
+from pearls_shared.testing import read_topic, start_group_at_end, wait_for
 from pearls_shared.tokens import TokenEntry
-from pearls_shared.topics import MENTORING
+from pearls_shared.topics import APPLICATIONS, MENTORING
 
 pytestmark = pytest.mark.integration
 
@@ -41,13 +41,14 @@ async def clients(
         kafka=kafka_settings,
         delivery=DELIVERY,
     )
+    group = f"mentoring-flow-{uuid.uuid4()}"
+    # From the topic's end: this test's acceptance, not every earlier test's participants.
+    await start_group_at_end(kafka_settings.bootstrap_servers, group, [APPLICATIONS])
     mentoring = mentoring_app(
         MentoringSettings(
             database_url=postgres_server.new_database("flow_mentoring"),
             coordinators=[TokenEntry.model_validate({"id": "anna", "token": COORDINATOR})],
-            # A group of its own reading from the start: acceptances of other tests on the
-            # shared topic become participants here too, which this test tolerates.
-            consumer_group=f"mentoring-flow-{uuid.uuid4()}",
+            consumer_group=group,
             matching_interval_s=0.2,
         ),
         kafka=kafka_settings,

@@ -12,7 +12,6 @@ service answers the next request promptly.
 from __future__ import annotations
 
 import time
-import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -23,7 +22,7 @@ from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
 
 from pearls_shared.settings import HttpSettings, KafkaSettings
-from tests.fuzz.test_openapi import APPS, COORDINATOR
+from tests.fuzz.test_openapi import APPS, COORDINATOR, _fresh_group
 
 pytestmark = pytest.mark.integration
 
@@ -39,12 +38,13 @@ PROMPT_S = 2.0
 def _notifications(dsn: str, kafka: KafkaSettings) -> FastAPI:
     from pearls_notifications.bootstrap import create_app
     from pearls_notifications.config import Settings
+    from pearls_notifications.entrypoints.consumers import CONSUMED_TOPICS
 
     return create_app(
         Settings(
             database_url=dsn,
             coordinator_tokens=COORDINATOR,
-            consumer_group=f"notifications-hostile-{uuid.uuid4()}",
+            consumer_group=_fresh_group("notifications-hostile", kafka, list(CONSUMED_TOPICS)),
             not_before=datetime.now(UTC),
         ),
         kafka,
