@@ -8,90 +8,21 @@ refusal may be larger than the documented bound (``MAX_ERROR_BODY_BYTES``).
 
 from __future__ import annotations
 
-import asyncio
-import concurrent.futures
-import uuid
-from collections.abc import Callable
 from typing import Any
 
 import pytest
 import schemathesis
-from fastapi import FastAPI
 from hypothesis import HealthCheck, settings
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import response_schema_conformance
 
 from pearls_shared.http import MAX_ERROR_BODY_BYTES
-from pearls_shared.settings import DeliverySettings, KafkaSettings
-from pearls_shared.testing import start_group_at_end
-from pearls_shared.tokens import TokenEntry
-from pearls_shared.topics import APPLICATIONS, MENTORING
+from pearls_shared.settings import KafkaSettings
+from tests.apps import APPS, COORDINATOR
 
 pytestmark = pytest.mark.integration
 
-COORDINATOR = "fuzz-coordinator-token-0123456789"
-DELIVERY = DeliverySettings(relay_poll_interval_s=1)
-
-
-def _coordinators() -> list[dict[str, str]]:
-    return [{"id": "fuzz", "token": COORDINATOR}]
-
-
-def _applications(dsn: str, kafka: KafkaSettings) -> FastAPI:
-    from pearls_applications.bootstrap import create_app
-    from pearls_applications.config import Settings
-
-    return create_app(
-        Settings(database_url=dsn, coordinators=_coordinators()), kafka=kafka, delivery=DELIVERY
-    )
-
-
-def _fresh_group(prefix: str, kafka: KafkaSettings, topics: list[str]) -> str:
-    """A consumer group that starts at the topics' end: the app sees only what comes next,
-    not every other test's participants (the broker is shared by the run)."""
-    group = f"{prefix}-{uuid.uuid4()}"
-    coroutine = start_group_at_end(kafka.bootstrap_servers, group, topics)
-    # In a thread of its own: callers may be inside a running event loop.
-    with concurrent.futures.ThreadPoolExecutor(1) as pool:
-        pool.submit(asyncio.run, coroutine).result()
-    return group
-
-
-def _mentoring(dsn: str, kafka: KafkaSettings) -> FastAPI:
-    from pearls_mentoring.bootstrap import create_app
-    from pearls_mentoring.config import Settings
-
-    return create_app(
-        Settings(
-            database_url=dsn,
-            coordinators=[TokenEntry.model_validate(c) for c in _coordinators()],
-            consumer_group=_fresh_group("mentoring-fuzz", kafka, [APPLICATIONS]),
-        ),
-        kafka=kafka,
-        delivery=DELIVERY,
-    )
-
-
-def _awards(dsn: str, kafka: KafkaSettings) -> FastAPI:
-    from pearls_awards.bootstrap import create_app
-    from pearls_awards.config import Settings
-
-    return create_app(
-        Settings(
-            database_url=dsn,
-            coordinators=[TokenEntry.model_validate(c) for c in _coordinators()],
-            consumer_group=_fresh_group("awards-fuzz", kafka, [APPLICATIONS, MENTORING]),
-        ),
-        kafka=kafka,
-        delivery=DELIVERY,
-    )
-
-
-APPS: dict[str, Callable[[str, KafkaSettings], FastAPI]] = {
-    "applications": _applications,
-    "mentoring": _mentoring,
-    "awards": _awards,
-}
+# The apps under test come from tests/apps.py (shared with the hostile-input tests).
 
 
 @pytest.fixture(params=sorted(APPS))

@@ -22,7 +22,7 @@ from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
 
 from pearls_shared.settings import HttpSettings, KafkaSettings
-from tests.fuzz.test_openapi import APPS, COORDINATOR, _fresh_group
+from tests.apps import APPS, COORDINATOR, _fresh_group
 
 pytestmark = pytest.mark.integration
 

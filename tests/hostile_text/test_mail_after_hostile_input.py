@@ -35,7 +35,7 @@ from pearls_shared.http import MAX_ERROR_BODY_BYTES
 from pearls_shared.settings import KafkaSettings
 from pearls_shared.testing import start_group_at_end, wait_for
 from pearls_shared.topics import APPLICATIONS, AWARDS, MENTORING
-from tests.fuzz.test_openapi import APPS, COORDINATOR
+from tests.apps import APPS, COORDINATOR
 
 pytestmark = pytest.mark.integration
 

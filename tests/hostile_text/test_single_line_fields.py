@@ -18,7 +18,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from pearls_shared.settings import KafkaSettings
-from tests.fuzz.test_openapi import APPS, COORDINATOR
+from tests.apps import APPS, COORDINATOR
 
 pytestmark = pytest.mark.integration
 
