@@ -23,7 +23,12 @@ from pearls_shared.db import connect, create_pool
 from pearls_shared.kafka import new_broker
 from pearls_shared.migrations import load_folder, migrate, shared_migrations
 from pearls_shared.relay import OutboxRelay
-from pearls_shared.settings import DeliverySettings, KafkaSettings, PostgresSettings
+from pearls_shared.settings import (
+    DeliverySettings,
+    KafkaSettings,
+    PostgresSettings,
+    ServiceSettings,
+)
 from pearls_shared.topics import CONTRACT_TOPICS, dead_letter_topic, ensure_topics
 
 log = structlog.get_logger(__name__)
@@ -134,3 +139,22 @@ async def every(
             log.exception("periodic_tick_failed", task=name)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), timeout=interval)
+
+
+def runtime_for(
+    service: str,
+    settings: ServiceSettings,
+    *,
+    kafka: KafkaSettings | None = None,
+    delivery: DeliverySettings | None = None,
+    subscriptions: tuple[Subscription, ...] = (),
+) -> contextlib.AbstractAsyncContextManager[Runtime]:
+    """``service_runtime`` from a service's settings (tests may pass Kafka and delivery)."""
+    return service_runtime(
+        service=service,
+        db=settings.postgres(),
+        kafka=kafka or settings.kafka(),
+        delivery=delivery or settings.delivery(),
+        migrations_dir=settings.migrations_dir,
+        subscriptions=subscriptions,
+    )

@@ -7,6 +7,7 @@ services and use the ``KAFKA_`` prefix so one broker address serves the lot.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Literal
 
 from pydantic import Field, SecretStr
@@ -111,6 +112,7 @@ class ServiceSettings(BaseSettings):
     http_port: int = Field(default=8000, ge=1, le=65535, description="Port uvicorn binds.")
     log_level: str = Field(default="INFO", description="Log level of the service.")
     log_json: bool = Field(default=True, description="JSON log lines (false: console).")
+    migrations_dir: Path | None = Field(default=None, description="Service SQL migrations.")
 
     def postgres(self) -> PostgresSettings:
         return PostgresSettings(database_url=self.database_url)

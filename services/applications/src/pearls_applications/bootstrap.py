@@ -13,7 +13,7 @@ from pearls_applications.entrypoints.http import router
 from pearls_applications.service_layer.auth import Authenticator
 from pearls_applications.service_layer.handlers import Applications
 from pearls_shared.http import install_http
-from pearls_shared.runtime import every, service_runtime
+from pearls_shared.runtime import every, runtime_for
 from pearls_shared.settings import DeliverySettings, HttpSettings, KafkaSettings
 
 SERVICE = "applications"
@@ -30,13 +30,7 @@ def create_app(
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        async with service_runtime(
-            service=SERVICE,
-            db=settings.postgres(),
-            kafka=kafka or settings.kafka(),
-            delivery=delivery or settings.delivery(),
-            migrations_dir=settings.migrations_dir,
-        ) as runtime:
+        async with runtime_for(SERVICE, settings, kafka=kafka, delivery=delivery) as runtime:
             service = Applications(runtime.pool, settings.reviewers)
             app.state.runtime = runtime
             app.state.applications = service

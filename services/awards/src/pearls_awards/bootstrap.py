@@ -15,7 +15,7 @@ from pearls_awards.service_layer.auth import Authenticator
 from pearls_awards.service_layer.handlers import Awards, ViewEvents
 from pearls_awards.service_layer.queries import Queries
 from pearls_shared.http import install_http
-from pearls_shared.runtime import service_runtime
+from pearls_shared.runtime import runtime_for
 from pearls_shared.settings import DeliverySettings, HttpSettings, KafkaSettings
 
 SERVICE = "awards"
@@ -33,12 +33,11 @@ def create_app(
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        async with service_runtime(
-            service=SERVICE,
-            db=settings.postgres(),
-            kafka=kafka or settings.kafka(),
-            delivery=delivery or settings.delivery(),
-            migrations_dir=settings.migrations_dir,
+        async with runtime_for(
+            SERVICE,
+            settings,
+            kafka=kafka,
+            delivery=delivery,
             subscriptions=(subscription(events, settings.consumer_group),),
         ) as runtime:
             app.state.runtime = runtime

@@ -15,7 +15,7 @@ from pearls_mentoring.service_layer.auth import Authenticator
 from pearls_mentoring.service_layer.handlers import Mentoring, ParticipantEvents
 from pearls_mentoring.service_layer.queries import Queries
 from pearls_shared.http import install_http
-from pearls_shared.runtime import every, service_runtime
+from pearls_shared.runtime import every, runtime_for
 from pearls_shared.settings import DeliverySettings, HttpSettings, KafkaSettings
 
 SERVICE = "mentoring"
@@ -33,12 +33,11 @@ def create_app(
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        async with service_runtime(
-            service=SERVICE,
-            db=settings.postgres(),
-            kafka=kafka or settings.kafka(),
-            delivery=delivery or settings.delivery(),
-            migrations_dir=settings.migrations_dir,
+        async with runtime_for(
+            SERVICE,
+            settings,
+            kafka=kafka,
+            delivery=delivery,
             subscriptions=(subscription(events, settings.consumer_group),),
         ) as runtime:
             service = Mentoring(runtime.pool, settings.weights())
