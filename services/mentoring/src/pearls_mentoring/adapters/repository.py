@@ -131,16 +131,8 @@ class ParticipantView:
     plan_status: str | None
 
 
-async def list_participants(
-    conn: Conn,
-    *,
-    mentor_id: uuid.UUID | None,
-    waiting: bool | None,
-    limit: int,
-    offset: int,
-) -> list[ParticipantView]:
-    rows = await conn.fetch(
-        """
+# A participant with its current assignment, mentor's name and plan status.
+_PARTICIPANT_VIEW = """
         SELECT p.*, a.mentor_id AS a_mentor_id, a.assigned_at AS a_assigned_at,
                a.assigned_by AS a_assigned_by, a.explanation AS a_explanation,
                a.score AS a_score, a.overridden AS a_overridden,
@@ -150,6 +142,20 @@ async def list_participants(
         LEFT JOIN assignments a ON a.participant_id = p.participant_id AND a.ended_at IS NULL
         LEFT JOIN mentors m ON m.mentor_id = a.mentor_id
         LEFT JOIN plans pl ON pl.participant_id = p.participant_id
+"""
+
+
+async def list_participants(
+    conn: Conn,
+    *,
+    mentor_id: uuid.UUID | None,
+    waiting: bool | None,
+    limit: int,
+    offset: int,
+) -> list[ParticipantView]:
+    rows = await conn.fetch(
+        _PARTICIPANT_VIEW
+        + """
         WHERE p.city_name IS NOT NULL
           AND ($1::uuid IS NULL OR a.mentor_id = $1)
           AND ($2::boolean IS NULL OR (p.status = 'active' AND (a.mentor_id IS NULL) = $2))
@@ -166,16 +172,8 @@ async def list_participants(
 
 async def participant_view(conn: Conn, participant_id: uuid.UUID) -> ParticipantView | None:
     row = await conn.fetchrow(
-        """
-        SELECT p.*, a.mentor_id AS a_mentor_id, a.assigned_at AS a_assigned_at,
-               a.assigned_by AS a_assigned_by, a.explanation AS a_explanation,
-               a.score AS a_score, a.overridden AS a_overridden,
-               a.override_reason AS a_override_reason, m.name AS mentor_name,
-               pl.status AS plan_status
-        FROM participants p
-        LEFT JOIN assignments a ON a.participant_id = p.participant_id AND a.ended_at IS NULL
-        LEFT JOIN mentors m ON m.mentor_id = a.mentor_id
-        LEFT JOIN plans pl ON pl.participant_id = p.participant_id
+        _PARTICIPANT_VIEW
+        + """
         WHERE p.participant_id = $1 AND p.city_name IS NOT NULL
         """,
         participant_id,
