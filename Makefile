@@ -5,6 +5,8 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := help
 UV ?= $(shell command -v uv 2>/dev/null || echo $(HOME)/.local/bin/uv)
 PYTEST_ARGS ?=
+# uv runs everything on an interpreter with the CVE-2024-6923 fix (see deploy/python.sh).
+export UV_PYTHON = $(shell bash deploy/python.sh 2>/dev/null)
 
 .PHONY: help setup run test lint typecheck imports schemas pytest infra bench clean
 
@@ -24,7 +26,7 @@ lint: typecheck imports schemas ## Static checks
 	$(UV) run --locked ruff format --check .
 
 typecheck:
-	$(UV) run --locked mypy shared/src deploy/local/src deploy/demo/src services/*/src
+	$(UV) run --locked mypy shared/src deploy/local/src deploy/demo/src deploy/ops/src services/*/src
 
 imports: ## No service imports another service's code
 	$(UV) run --locked lint-imports

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what Pearls needs on a fresh machine: uv and the Python packages
 # (locked), then Apache Kafka's broker jars from Maven Central. Java 17+,
-# Maven, the PostgreSQL server binaries and Chromium with its WebDriver (the
+# Maven, a Python with the CVE-2024-6923 fix, the PostgreSQL server binaries and Chromium with its WebDriver (the
 # showcase's browser test) must be on the machine; on Debian or Ubuntu as root,
 # missing ones are installed with apt-get.
 set -euo pipefail
@@ -14,6 +14,8 @@ ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/n
   || need_apt+=(postgresql)
 command -v chromium >/dev/null 2>&1 || need_apt+=(chromium)
 command -v chromedriver >/dev/null 2>&1 || need_apt+=(chromium-driver)
+# The project runs on an interpreter with the CVE-2024-6923 fix (deploy/python.sh).
+bash deploy/python.sh >/dev/null 2>&1 || need_apt+=(python3)
 if ((${#need_apt[@]})); then
   if [[ $(id -u) == 0 ]] && command -v apt-get >/dev/null 2>&1; then
     echo "setup: installing ${need_apt[*]} with apt-get"
@@ -32,5 +34,10 @@ if ! command -v uv >/dev/null 2>&1 && [[ ! -x "$HOME/.local/bin/uv" ]]; then
     || python3 -m pip install --quiet --user --break-system-packages 'uv>=0.9,<1'
 fi
 UV=$(command -v uv 2>/dev/null || echo "$HOME/.local/bin/uv")
-"$UV" sync --locked --quiet
+PYTHON=$(bash deploy/python.sh) || {
+  echo "setup: no Python 3.11+ with the CVE-2024-6923 fix (3.11.10+, 3.12.5+ or a patched" >&2
+  echo "       distribution build); install one or point PEARLS_PYTHON at it" >&2
+  exit 1
+}
+"$UV" sync --locked --quiet --python "$PYTHON"
 "$UV" run --locked pearls-infra fetch
