@@ -41,3 +41,5 @@ PYTHON=$(bash deploy/python.sh) || {
 }
 "$UV" sync --locked --quiet --python "$PYTHON"
 "$UV" run --locked pearls-infra fetch
+# helm, kubeconform and the Kubernetes schemas for the deployment checks (tests/deploy).
+bash deploy/tools.sh

@@ -8,7 +8,7 @@ import importlib.util
 import os
 import subprocess
 import sys
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -99,7 +99,7 @@ def check_jsonschema() -> list[str]:
 
 
 def run(
-    args: list[str] | list[str | Path], *, stdin: str | None = None
+    args: Sequence[str | Path], *, stdin: str | None = None
 ) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [str(a) for a in args], input=stdin, capture_output=True, text=True, cwd=ROOT, check=False
