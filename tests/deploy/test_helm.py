@@ -4,6 +4,7 @@ production-like values file (SASL_SSL, TLS, Ingress), plus what the chart promis
 
 from __future__ import annotations
 
+import re
 import shutil
 from collections.abc import Callable
 from pathlib import Path
@@ -303,3 +304,44 @@ def test_ingress_is_off_by_default_and_routes_to_the_apis(
             monitor["spec"]["selector"]["matchLabels"].items()
             <= service["metadata"]["labels"].items()
         )
+
+
+# Maps whose keys are the operator's (settings, Kubernetes objects): documented whole.
+FREE_FORM = {
+    "env",
+    "secretEnv",
+    "resources",
+    "delivery",
+    "commonEnv",
+    "podAnnotations",
+    "nodeSelector",
+    "affinity",
+    "podSecurityContext",
+    "securityContext",
+    "annotations",
+    "labels",
+    "podDisruptionBudget",
+}
+
+
+def value_keys(values: dict[str, Any], prefix: str = "") -> set[str]:
+    keys = set()
+    for name, value in values.items():
+        key = prefix + name
+        if prefix == "services.":
+            key = "services.<name>"
+        if isinstance(value, dict) and value and name not in FREE_FORM:
+            keys |= value_keys(value, key + ".")
+        else:
+            keys.add(key)
+    return keys
+
+
+def test_the_readme_documents_every_value() -> None:
+    values = yaml.safe_load((CHART / "values.yaml").read_text())
+    assert set(values["services"]) == set(SERVICES)
+    readme = (CHART / "README.md").read_text()
+    documented = set(re.findall(r"^\| `([^`]+)` \|", readme, flags=re.MULTILINE))
+    assert documented == value_keys(values)
+    for service, block in values["services"].items():
+        assert not unknown_env(service, set(block["secretEnv"]) | set(block["env"])), service
