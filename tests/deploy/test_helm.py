@@ -345,3 +345,8 @@ def test_the_readme_documents_every_value() -> None:
     assert documented == value_keys(values)
     for service, block in values["services"].items():
         assert not unknown_env(service, set(block["secretEnv"]) | set(block["env"])), service
+
+
+def test_a_missing_tool_fails_the_checks_rather_than_skipping() -> None:
+    with pytest.raises(pytest.fail.Exception, match=r"deploy/tools\.sh"):
+        tool("no-such-tool")
