@@ -46,3 +46,7 @@ infra: setup ## Only Kafka and PostgreSQL, in the foreground
 
 clean: ## Remove caches and local state (not the virtualenv)
 	rm -rf .cache/run .pytest_cache .mypy_cache .ruff_cache
+
+.PHONY: deploy-check
+deploy-check: setup ## Only the deployment files' checks (compose, Dockerfile, Helm chart)
+	$(UV) run --locked pytest tests/deploy

@@ -41,3 +41,7 @@ PYTHON=$(bash deploy/python.sh) || {
 }
 "$UV" sync --locked --quiet --python "$PYTHON"
 "$UV" run --locked pearls-infra fetch
+# helm, kubeconform and the Kubernetes schemas for the deployment checks (tests/deploy).
+# Without them `make run` still works; the deployment checks then fail and say why.
+bash deploy/tools.sh || echo "setup: the deployment checks' tools are missing (deploy/tools.sh" \
+  "failed); tests/deploy will fail until it succeeds" >&2
