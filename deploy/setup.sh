@@ -41,3 +41,14 @@ PYTHON=$(bash deploy/python.sh) || {
 }
 "$UV" sync --locked --quiet --python "$PYTHON"
 "$UV" run --locked pearls-infra fetch
+# The official AsyncAPI parser validates docs/asyncapi.json in `make test` (deploy/asyncapi);
+# installed again only when its lock file changed (a copy in node_modules marks the install).
+if command -v npm >/dev/null 2>&1; then
+  lock=deploy/asyncapi/package-lock.json stamp=deploy/asyncapi/node_modules/.pearls-installed-lock
+  if ! cmp -s "$lock" "$stamp"; then
+    npm ci --prefix deploy/asyncapi --ignore-scripts --no-audit --no-fund --loglevel=error >/dev/null
+    cp "$lock" "$stamp"
+  fi
+else
+  echo "setup: npm not found: install Node.js 18+ and npm (the AsyncAPI validation needs them)" >&2
+fi

@@ -125,7 +125,8 @@ def test_asyncapi_describes_every_message_with_headers_and_key() -> None:
     doc = asyncapi_document(EVENT_TYPES.values())
     assert doc["asyncapi"].startswith("3.")
     addresses = {channel["address"] for channel in doc["channels"].values()}
-    assert addresses == {model.topic for model in EVENT_TYPES.values()}
+    topics = {model.topic for model in EVENT_TYPES.values()}
+    assert addresses == topics | {f"{topic}.dlq" for topic in topics}
     for event_type, model in EVENT_TYPES.items():
         message = doc["components"]["messages"][event_type]
         headers = message["headers"]["properties"]
