@@ -43,6 +43,10 @@ PYTHON=$(bash deploy/python.sh) || {
 "$UV" run --locked pearls-infra fetch
 # The official AsyncAPI parser validates docs/asyncapi.json in `make test` (deploy/asyncapi);
 # installed again only when its lock file changed (a copy in node_modules marks the install).
+if ! command -v npm >/dev/null 2>&1 && [[ $(id -u) == 0 ]] && command -v apt-get >/dev/null 2>&1; then
+  echo "setup: installing nodejs npm with apt-get"
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm
+fi
 if command -v npm >/dev/null 2>&1; then
   lock=deploy/asyncapi/package-lock.json stamp=deploy/asyncapi/node_modules/.pearls-installed-lock
   if ! cmp -s "$lock" "$stamp"; then
