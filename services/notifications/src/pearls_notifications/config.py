@@ -148,14 +148,7 @@ class Settings(BaseSettings):
     def _one_token_book(self) -> Self:
         # A shared token or id would make the audit trail name the wrong person.
         check_distinct({"coordinator": self.coordinators})
-        legacy = self._legacy_coordinators()  # malformed entries fail at start-up
-        if legacy:
-            log.warning(
-                "deprecated_setting",
-                settings=sorted({entry.id.split("[")[0] for entry in legacy}),
-                use="PEARLS_NOTIFICATIONS_COORDINATORS",
-                effect="their tokens are accepted as coordinators' tokens",
-            )
+        self._legacy_coordinators()  # malformed entries fail at start-up
         return self
 
     def _legacy_coordinators(self) -> list[TokenEntry]:
@@ -190,7 +183,18 @@ class Settings(BaseSettings):
         return tuple(entry.digest for entry in self.coordinator_entries())
 
     def coordinator_book(self) -> TokenBook[str]:
-        """Constant-time lookup of the coordinators' tokens; answers the coordinator's id."""
+        """Constant-time lookup of the coordinators' tokens; answers the coordinator's id.
+
+        Built once by the app (after logging is configured): says so if the deprecated
+        settings are still in use."""
+        legacy = self._legacy_coordinators()
+        if legacy:
+            log.warning(
+                "deprecated_setting",
+                settings=sorted({entry.id.split("[")[0] for entry in legacy}),
+                use="PEARLS_NOTIFICATIONS_COORDINATORS",
+                effect="their tokens are accepted as coordinators' tokens",
+            )
         return TokenBook((entry.digest, entry.id) for entry in self.coordinator_entries())
 
     def postgres(self) -> PostgresSettings:
