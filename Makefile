@@ -31,7 +31,7 @@ typecheck:
 imports: ## No service imports another service's code
 	$(UV) run --locked lint-imports
 
-schemas: ## Event schemas in docs/events are current and backward compatible
+schemas: ## Contracts are current: event schemas (backward compatible), AsyncAPI, OpenAPI, settings table
 	$(UV) run --locked pearls-schemas check
 
 pytest:

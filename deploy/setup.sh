@@ -45,3 +45,18 @@ PYTHON=$(bash deploy/python.sh) || {
 # Without them `make run` still works; the deployment checks then fail and say why.
 bash deploy/tools.sh || echo "setup: the deployment checks' tools are missing (deploy/tools.sh" \
   "failed); tests/deploy will fail until it succeeds" >&2
+# The official AsyncAPI parser validates docs/asyncapi.json in `make test` (deploy/asyncapi);
+# installed again only when its lock file changed (a copy in node_modules marks the install).
+if ! command -v npm >/dev/null 2>&1 && [[ $(id -u) == 0 ]] && command -v apt-get >/dev/null 2>&1; then
+  echo "setup: installing nodejs npm with apt-get"
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm
+fi
+if command -v npm >/dev/null 2>&1; then
+  lock=deploy/asyncapi/package-lock.json stamp=deploy/asyncapi/node_modules/.pearls-installed-lock
+  if ! cmp -s "$lock" "$stamp"; then
+    npm ci --prefix deploy/asyncapi --ignore-scripts --no-audit --no-fund --loglevel=error >/dev/null
+    cp "$lock" "$stamp"
+  fi
+else
+  echo "setup: npm not found: install Node.js 18+ and npm (the AsyncAPI validation needs them)" >&2
+fi

@@ -160,7 +160,7 @@ def settings_for(postgres_server: Any, smtp_sink: SmtpSink, tag: str) -> Callabl
             "coordinator_email": "coordinators@pearls.example",
             "unsubscribe_secret": "test-secret",
             "public_base_url": "http://notifications.test",
-            "api_token_sha256": API_TOKEN_SHA256,
+            "coordinators": [{"id": "test-coordinator", "token_sha256": API_TOKEN_SHA256}],
         }
         values.update(overrides)
         return Settings(**values)

@@ -25,15 +25,31 @@ class KafkaSettings(BaseSettings):
     security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = Field(
         default="PLAINTEXT", description="PLAINTEXT for local work; SASL_SSL in production."
     )
-    sasl_mechanism: Literal["SCRAM-SHA-256", "SCRAM-SHA-512", "PLAIN"] = "SCRAM-SHA-512"
-    sasl_username: str | None = None
-    sasl_password: SecretStr | None = None
+    sasl_mechanism: Literal["SCRAM-SHA-256", "SCRAM-SHA-512", "PLAIN"] = Field(
+        default="SCRAM-SHA-512",
+        description="SASL mechanism with SASL_SSL or SASL_PLAINTEXT; SCRAM-SHA-512 in production.",
+    )
+    sasl_username: str | None = Field(
+        default=None, description="SASL user of this service (one Kafka user per service)."
+    )
+    sasl_password: SecretStr | None = Field(default=None, description="SASL password.")
     ssl_cafile: str | None = Field(default=None, description="CA bundle for TLS.")
-    ssl_certfile: str | None = None
-    ssl_keyfile: str | None = None
+    ssl_certfile: str | None = Field(
+        default=None, description="Client certificate for TLS client authentication (PEM)."
+    )
+    ssl_keyfile: str | None = Field(
+        default=None, description="Private key of the client certificate (PEM)."
+    )
     topic_partitions: int = Field(default=3, ge=1, description="Partitions per Pearls topic.")
-    topic_replication_factor: int = Field(default=1, ge=1)
-    topic_min_insync_replicas: int = Field(default=1, ge=1)
+    topic_replication_factor: int = Field(
+        default=1, ge=1, description="Replicas of each topic created; 3 in production."
+    )
+    topic_min_insync_replicas: int = Field(
+        default=1,
+        ge=1,
+        description="min.insync.replicas of each topic created; 2 in production (with acks=all,"
+        " a write needs that many replicas).",
+    )
     dead_letter_suffix: str = Field(
         default=".dlq", description="Dead-letter topic = original topic + this suffix."
     )
@@ -48,8 +64,8 @@ class PostgresSettings(BaseSettings):
         default=SecretStr("postgresql://pearls@127.0.0.1:5432/pearls"),
         description="asyncpg DSN of this service's own database.",
     )
-    pool_min_size: int = Field(default=1, ge=0)
-    pool_max_size: int = Field(default=10, ge=1)
+    pool_min_size: int = Field(default=1, ge=0, description="Connections kept open.")
+    pool_max_size: int = Field(default=10, ge=1, description="Most connections open at once.")
 
 
 class DeliverySettings(BaseSettings):
@@ -57,7 +73,9 @@ class DeliverySettings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="PEARLS_DELIVERY_", extra="ignore")
 
-    relay_batch_size: int = Field(default=200, ge=1)
+    relay_batch_size: int = Field(
+        default=200, ge=1, description="Outbox rows the relay publishes per round."
+    )
     relay_poll_interval_s: float = Field(
         default=1.0, gt=0, description="Fallback poll when no NOTIFY arrives."
     )
@@ -73,8 +91,12 @@ class DeliverySettings(BaseSettings):
     consumer_max_attempts: int = Field(
         default=5, ge=1, description="Handler attempts before a message is dead-lettered."
     )
-    consumer_backoff_initial_s: float = Field(default=0.2, ge=0)
-    consumer_backoff_max_s: float = Field(default=5.0, ge=0)
+    consumer_backoff_initial_s: float = Field(
+        default=0.2, ge=0, description="Wait before a failed handler's first retry (doubling)."
+    )
+    consumer_backoff_max_s: float = Field(
+        default=5.0, ge=0, description="Longest wait between a failed handler's retries."
+    )
 
 
 class HttpSettings(BaseSettings):

@@ -20,10 +20,17 @@ CALL_OPENED = "pearls.call.opened.v1.json"
 
 @pytest.fixture
 def published(tmp_path: Path) -> Path:
-    """A copy of docs/ (schemas, README, AsyncAPI); returns its events folder."""
+    """A copy of docs/ (schemas, README, AsyncAPI, OpenAPI) and of the main README;
+    returns its events folder."""
     shutil.copytree(ROOT / "docs" / "events", tmp_path / "docs" / "events")
+    shutil.copytree(ROOT / "docs" / "openapi", tmp_path / "docs" / "openapi")
     shutil.copy(ROOT / "docs" / "asyncapi.json", tmp_path / "docs" / "asyncapi.json")
+    shutil.copy(ROOT / "README.md", tmp_path / "README.md")
     return tmp_path / "docs" / "events"
+
+
+def readme_of(events: Path) -> Path:
+    return events.parent.parent / "README.md"
 
 
 def edit(path: Path, change: Any) -> None:
@@ -33,7 +40,11 @@ def edit(path: Path, change: Any) -> None:
 
 
 def check(events: Path) -> int:
-    return main(["check", "--against", str(events)])
+    return main(["check", "--against", str(events), "--readme", str(readme_of(events))])
+
+
+def write(events: Path, *extra: str) -> int:
+    return main(["write", "--out", str(events), "--readme", str(readme_of(events)), *extra])
 
 
 def test_committed_contract_passes_check(
@@ -100,13 +111,20 @@ def test_check_fails_on_a_stale_readme_table_or_asyncapi(
 
 
 def test_write_creates_everything_in_an_empty_folder(tmp_path: Path) -> None:
-    out = tmp_path / "events"
-    assert main(["write", "--out", str(out)]) == 0
+    out = tmp_path / "docs" / "events"
+    assert write(out) == 0
     assert len(list(out.glob("pearls.*.v1.json"))) == len(EVENT_TYPES)
     readme = (out / "README.md").read_text()
     assert TABLE_START in readme and TABLE_END in readme and "pearls.award.granted" in readme
-    assert (tmp_path / "asyncapi.json").exists()
-    assert main(["check", "--against", str(out)]) == 0
+    assert (tmp_path / "docs" / "asyncapi.json").exists()
+    assert sorted(p.name for p in (tmp_path / "docs" / "openapi").iterdir()) == [
+        "applications.json",
+        "awards.json",
+        "mentoring.json",
+        "notifications.json",
+    ]
+    assert "`PEARLS_NOTIFICATIONS_COORDINATORS`" in (tmp_path / "README.md").read_text()
+    assert check(out) == 0
 
 
 def test_write_refuses_to_overwrite_with_a_breaking_change(
@@ -114,10 +132,10 @@ def test_write_refuses_to_overwrite_with_a_breaking_change(
 ) -> None:
     edit(published / CALL_OPENED, lambda s: s["properties"].update(venue={"type": "string"}))
     before = (published / CALL_OPENED).read_text()
-    assert main(["write", "--out", str(published)]) == 1
+    assert write(published) == 1
     assert "bump schema_version" in capsys.readouterr().err
     assert (published / CALL_OPENED).read_text() == before
-    assert main(["write", "--out", str(published), "--allow-breaking"]) == 0
+    assert write(published, "--allow-breaking") == 0
     assert check(published) == 0
 
 
@@ -125,7 +143,8 @@ def test_asyncapi_describes_every_message_with_headers_and_key() -> None:
     doc = asyncapi_document(EVENT_TYPES.values())
     assert doc["asyncapi"].startswith("3.")
     addresses = {channel["address"] for channel in doc["channels"].values()}
-    assert addresses == {model.topic for model in EVENT_TYPES.values()}
+    topics = {model.topic for model in EVENT_TYPES.values()}
+    assert addresses == topics | {f"{topic}.dlq" for topic in topics}
     for event_type, model in EVENT_TYPES.items():
         message = doc["components"]["messages"][event_type]
         headers = message["headers"]["properties"]
@@ -145,3 +164,37 @@ def test_console_script_help() -> None:
     )
     assert result.returncode == 0
     assert "write" in result.stdout and "check" in result.stdout
+
+
+def test_check_fails_on_a_stale_openapi_document_or_one_of_no_service(
+    published: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    openapi = published.parent / "openapi"
+    edit(openapi / "awards.json", lambda doc: doc["paths"].pop(next(iter(doc["paths"]))))
+    shutil.copy(openapi / "mentoring.json", openapi / "matching.json")
+    assert check(published) == 1
+    err = capsys.readouterr().err
+    assert "openapi/awards.json: out of date with the code; run `pearls-schemas write`" in err
+    assert "openapi/matching.json: no service has this OpenAPI document" in err
+    assert write(published) == 0
+    (openapi / "matching.json").unlink()
+    assert check(published) == 0
+
+
+def test_check_fails_on_a_stale_settings_table_or_missing_markers(
+    published: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    readme = readme_of(published)
+    original = readme.read_text()
+    stale = original.replace("`PEARLS_AWARDS_HTTP_PORT` | integer | `8003`", "x", 1)
+    assert stale != original
+    readme.write_text(stale)
+    assert check(published) == 1
+    assert "README.md: settings table out of date" in capsys.readouterr().err
+    readme.write_text(original.replace("<!-- settings-table:end -->", ""))
+    assert check(published) == 1
+    assert "markers of the generated settings table are missing" in capsys.readouterr().err
+    assert write(published) == 1
+    readme.write_text(stale)
+    assert write(published) == 0
+    assert readme.read_text() == original

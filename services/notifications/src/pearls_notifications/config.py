@@ -1,8 +1,18 @@
 """Settings of the notifications service, from ``PEARLS_NOTIFICATIONS_*`` variables.
 
 Kafka comes from the shared ``KAFKA_*`` variables. Secrets are ``SecretStr`` so
-they never appear in logs or reprs. The coordinator API token is configured as
-its SHA-256 digest, so the plain token is stored nowhere on the server.
+they never appear in logs or reprs.
+
+Coordinators are a JSON list in the same format as every other service::
+
+    PEARLS_NOTIFICATIONS_COORDINATORS='[{"id": "anna", "token_sha256": "9f86d0…"}]'
+
+``token_sha256`` is the hex SHA-256 of the bearer token (``printf %s TOKEN |
+sha256sum``); a plain ``token`` is accepted too (development) and hashed when the
+settings load (``pearls_shared.tokens.TokenEntry``). The older
+``PEARLS_NOTIFICATIONS_API_TOKEN_SHA256`` and ``PEARLS_NOTIFICATIONS_COORDINATOR_TOKENS``
+still work but are deprecated: their tokens join the list (as coordinators
+``api_token_sha256`` and ``coordinator_tokens[N]``) and a warning is logged.
 """
 
 from __future__ import annotations
@@ -11,12 +21,15 @@ import secrets
 from pathlib import Path
 from typing import Literal, Self
 
+import structlog
 from pydantic import AnyHttpUrl, AwareDatetime, EmailStr, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from pearls_shared.events.common import LanguageCode
 from pearls_shared.settings import DeliverySettings, PostgresSettings
-from pearls_shared.tokens import TokenBook, hash_token
+from pearls_shared.tokens import TokenBook, TokenEntry, check_distinct, hash_token
+
+log = structlog.get_logger(__name__)
 
 MIGRATIONS_DIR = Path(__file__).resolve().parents[2] / "migrations"
 
@@ -69,8 +82,12 @@ class Settings(BaseSettings):
         default="coordinators@bsr-cultural-pearls.example",
         description="The coordinators' shared mailbox.",
     )
-    coordinator_name: str = Field(default="Programme coordinators")
-    coordinator_language: LanguageCode = Field(default="en")
+    coordinator_name: str = Field(
+        default="Programme coordinators", description="Display name of the coordinators' mailbox."
+    )
+    coordinator_language: LanguageCode = Field(
+        default="en", description="Language of the e-mails to the coordinators' mailbox."
+    )
 
     # Links and preferences
     public_base_url: AnyHttpUrl = Field(
@@ -93,15 +110,20 @@ class Settings(BaseSettings):
     )
 
     # Coordinator API: only digests are kept in memory, plain tokens are hashed at load.
+    coordinators: list[TokenEntry] = Field(
+        default_factory=list,
+        description="Coordinators and their hashed tokens (JSON list, as in every service). "
+        "With no coordinator (here or in the deprecated settings) the API is closed.",
+    )
     api_token_sha256: str | None = Field(
         default=None,
         pattern=r"^[0-9a-f]{64}$",
-        description="Hex SHA-256 of the coordinators' bearer token.",
+        description="Deprecated, use COORDINATORS: hex SHA-256 of one coordinators' token.",
     )
     coordinator_tokens: SecretStr | None = Field(
         default=None,
-        description="More coordinator tokens, comma-separated: 'sha256:<hex digest>' or a plain "
-        "token (development). With neither this nor api_token_sha256 the API is closed.",
+        description="Deprecated, use COORDINATORS: more coordinator tokens, comma-separated, "
+        "'sha256:<hex digest>' or a plain token (development).",
     )
     migrations_dir: Path = Field(
         default=MIGRATIONS_DIR, description="Folder of the service's SQL migrations."
@@ -110,36 +132,70 @@ class Settings(BaseSettings):
     # HTTP
     http_host: str = Field(default="127.0.0.1", description="Interface uvicorn binds.")
     http_port: int = Field(default=8004, ge=1, le=65535, description="Port uvicorn binds.")
-    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
+        default="INFO", description="Log level of the service."
+    )
 
     @model_validator(mode="after")
     def _one_tls_mode(self) -> Self:
-        self.token_digests()  # malformed token entries fail at start-up, not at request time
         if self.smtp_tls and self.smtp_starttls:
             raise ValueError("smtp_tls and smtp_starttls: choose one (implicit TLS or STARTTLS)")
         if self.smtp_password is not None and not self.smtp_username:
             raise ValueError("smtp_password: given without smtp_username")
         return self
 
-    def token_digests(self) -> tuple[bytes, ...]:
-        """SHA-256 digests of every accepted coordinator token."""
-        digests = [bytes.fromhex(self.api_token_sha256)] if self.api_token_sha256 else []
+    @model_validator(mode="after")
+    def _one_token_book(self) -> Self:
+        # A shared token or id would make the audit trail name the wrong person.
+        check_distinct({"coordinator": self.coordinators})
+        self._legacy_coordinators()  # malformed entries fail at start-up
+        return self
+
+    def _legacy_coordinators(self) -> list[TokenEntry]:
+        """Entries for the deprecated ``api_token_sha256`` and ``coordinator_tokens``."""
+        entries: list[TokenEntry] = []
+        if self.api_token_sha256:
+            entries.append(TokenEntry(id="api_token_sha256", token_sha256=self.api_token_sha256))
         raw = self.coordinator_tokens.get_secret_value() if self.coordinator_tokens else ""
-        for entry in (e.strip() for e in raw.split(",")):
-            if not entry:
-                continue
+        listed = [e.strip() for e in raw.split(",") if e.strip()]
+        for number, entry in enumerate(listed, start=1):
             if entry.startswith("sha256:"):
                 digest = entry.removeprefix("sha256:").lower()
                 if len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest):
                     raise ValueError("coordinator_tokens: 'sha256:' must be followed by 64 hex")
-                digests.append(bytes.fromhex(digest))
             else:
-                digests.append(hash_token(entry))
-        return tuple(digests)
+                digest = hash_token(entry).hex()
+            entries.append(TokenEntry(id=f"coordinator_tokens[{number}]", token_sha256=digest))
+        return entries
+
+    def coordinator_entries(self) -> list[TokenEntry]:
+        """Every coordinator: the list, then the deprecated settings' tokens not in it."""
+        entries = list(self.coordinators)
+        seen = {entry.digest for entry in entries}
+        for entry in self._legacy_coordinators():
+            if entry.digest not in seen:
+                seen.add(entry.digest)
+                entries.append(entry)
+        return entries
+
+    def token_digests(self) -> tuple[bytes, ...]:
+        """SHA-256 digests of every accepted coordinator token."""
+        return tuple(entry.digest for entry in self.coordinator_entries())
 
     def coordinator_book(self) -> TokenBook[str]:
-        """Constant-time lookup of the coordinators' tokens (every one answers "coordinator")."""
-        return TokenBook((digest, "coordinator") for digest in self.token_digests())
+        """Constant-time lookup of the coordinators' tokens; answers the coordinator's id.
+
+        Built once by the app (after logging is configured): says so if the deprecated
+        settings are still in use."""
+        legacy = self._legacy_coordinators()
+        if legacy:
+            log.warning(
+                "deprecated_setting",
+                settings=sorted({entry.id.split("[")[0] for entry in legacy}),
+                use="PEARLS_NOTIFICATIONS_COORDINATORS",
+                effect="their tokens are accepted as coordinators' tokens",
+            )
+        return TokenBook((entry.digest, entry.id) for entry in self.coordinator_entries())
 
     def postgres(self) -> PostgresSettings:
         return PostgresSettings(database_url=self.database_url)

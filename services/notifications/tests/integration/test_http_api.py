@@ -31,12 +31,19 @@ async def test_coordinator_endpoints_need_the_token(start_service: Any) -> None:
     assert (await service.client.get("/readyz")).json() == {"status": "ready"}
 
 
-async def test_more_tokens_as_digests_or_plain(start_service: Any) -> None:
+async def test_more_coordinators_and_the_deprecated_token_settings(start_service: Any) -> None:
     import hashlib
 
     other = hashlib.sha256(b"second-token").hexdigest()
-    service = await start_service(coordinator_tokens=f"third-token, sha256:{other}")
-    for token in ("test-coordinator-token", "second-token", "third-token"):
+    service = await start_service(
+        coordinators=[
+            {"id": "test-coordinator", "token": "test-coordinator-token"},
+            {"id": "second", "token_sha256": other},
+        ],
+        api_token_sha256=hashlib.sha256(b"fourth-token").hexdigest(),
+        coordinator_tokens="third-token",
+    )
+    for token in ("test-coordinator-token", "second-token", "third-token", "fourth-token"):
         headers = {"Authorization": f"Bearer {token}"}
         assert (await service.client.get("/deliveries", headers=headers)).status_code == 200
     wrong = {"Authorization": f"Bearer sha256:{other}"}  # the digest itself is no token
@@ -44,7 +51,7 @@ async def test_more_tokens_as_digests_or_plain(start_service: Any) -> None:
 
 
 async def test_api_closed_when_no_token_is_configured(start_service: Any) -> None:
-    service = await start_service(api_token_sha256=None)
+    service = await start_service(coordinators=[])
     response = await service.client.get("/deliveries", headers=AUTH)
     assert response.status_code == 401
 

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import hashlib
 import re
+
+import pytest
+from pydantic import ValidationError
+from structlog.testing import capture_logs
 
 from pearls_notifications.config import Settings
 from pearls_notifications.domain import unsubscribe
@@ -44,28 +49,57 @@ def test_backoff_doubles_from_the_initial_delay_and_is_capped() -> None:
 
 
 def test_settings_refuse_contradictory_smtp_security() -> None:
-    import pytest
-    from pydantic import ValidationError
-
     with pytest.raises(ValidationError, match="choose one"):
         Settings(smtp_tls=True, smtp_starttls=True)
     with pytest.raises(ValidationError, match="smtp_username"):
         Settings(smtp_password="x")
 
 
-def test_coordinator_tokens_are_kept_as_digests_only() -> None:
-    import hashlib
-
-    import pytest
-    from pydantic import ValidationError
-
+def test_coordinators_are_a_json_list_of_token_entries_like_every_service(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     digest = hashlib.sha256(b"b").hexdigest()
-    s = Settings(coordinator_tokens=f" a , sha256:{digest.upper()},")
+    monkeypatch.setenv(
+        "PEARLS_NOTIFICATIONS_COORDINATORS",
+        f'[{{"id": "anna", "token": "a"}}, {{"id": "ben", "token_sha256": "{digest}"}}]',
+    )
+    s = Settings()
+    assert [(e.id, e.token) for e in s.coordinators] == [("anna", None), ("ben", None)]
     assert s.token_digests() == (hashlib.sha256(b"a").digest(), bytes.fromhex(digest))
-    assert Settings().token_digests() == ()
     book = s.coordinator_book()
-    assert book.identify("a") == book.identify("b") == "coordinator"
+    assert (book.identify("a"), book.identify("b")) == ("anna", "ben")
     assert book.identify(f"sha256:{digest}") is None  # the digest itself is no token
-    assert Settings().coordinator_book().identify("a") is None
+    assert Settings(coordinators=[]).coordinator_book().identify("a") is None
+
+
+def test_coordinators_need_distinct_ids_and_tokens() -> None:
+    with pytest.raises(ValidationError, match="id must be given once"):
+        Settings(coordinators=[{"id": "anna", "token": "a"}, {"id": "anna", "token": "b"}])
+    with pytest.raises(ValidationError, match="token of its own"):
+        Settings(coordinators=[{"id": "anna", "token": "a"}, {"id": "ben", "token": "a"}])
+    with pytest.raises(ValidationError, match="token_sha256"):
+        Settings(coordinators=[{"id": "anna"}])
+
+
+def test_deprecated_token_settings_still_work_and_say_so() -> None:
+    digest = hashlib.sha256(b"b").hexdigest()
+    s = Settings(
+        coordinators=[{"id": "anna", "token": "a"}],
+        api_token_sha256=hashlib.sha256(b"c").hexdigest(),
+        coordinator_tokens=f" a , sha256:{digest.upper()},",
+    )
+    with capture_logs() as logs:
+        book = s.coordinator_book()  # the app builds it once, after logging is configured
+    assert [entry["event"] for entry in logs] == ["deprecated_setting"]
+    assert logs[0]["settings"] == ["api_token_sha256", "coordinator_tokens"]
+    assert logs[0]["use"] == "PEARLS_NOTIFICATIONS_COORDINATORS"
+    # "a" is anna's: the deprecated copy of it does not make a second coordinator.
+    assert book.identify("a") == "anna"
+    assert book.identify("b") == "coordinator_tokens[2]"
+    assert book.identify("c") == "api_token_sha256"
+    assert len(s.token_digests()) == 3
+    with capture_logs() as logs:
+        Settings(coordinators=[{"id": "anna", "token": "a"}]).coordinator_book()
+    assert logs == []  # nothing deprecated, nothing said
     with pytest.raises(ValidationError, match="64 hex"):
         Settings(coordinator_tokens="sha256:abc")

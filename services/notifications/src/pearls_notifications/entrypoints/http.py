@@ -1,8 +1,8 @@
 """HTTP API: the coordinators' delivery log, resend and preferences; unsubscribe links.
 
 Coordinator endpoints need ``Authorization: Bearer <token>``; the server keeps
-only SHA-256 digests of the tokens (settings ``api_token_sha256`` and
-``coordinator_tokens``) and compares digests in constant time
+only SHA-256 digests of the tokens (setting ``coordinators``, plus the
+deprecated ``api_token_sha256`` and ``coordinator_tokens``) and compares digests in constant time
 (``pearls_shared.tokens.TokenBook``). The unsubscribe endpoints are authorised
 by the link's HMAC.
 """
