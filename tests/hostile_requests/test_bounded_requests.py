@@ -43,7 +43,7 @@ def _notifications(dsn: str, kafka: KafkaSettings) -> FastAPI:
     return create_app(
         Settings(
             database_url=dsn,
-            coordinator_tokens=COORDINATOR,
+            coordinators=[{"id": "hostile", "token": COORDINATOR}],
             consumer_group=_fresh_group("notifications-hostile", kafka, list(CONSUMED_TOPICS)),
             not_before=datetime.now(UTC),
         ),
