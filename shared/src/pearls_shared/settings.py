@@ -7,6 +7,7 @@ services and use the ``KAFKA_`` prefix so one broker address serves the lot.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Literal
 
@@ -96,6 +97,37 @@ class HttpSettings(BaseSettings):
         le=512,
         description="Deepest nesting of arrays and objects in a JSON body; deeper gets 422.",
     )
+
+
+class TracingSettings(BaseSettings):
+    """OpenTelemetry tracing (``PEARLS_TRACING_*``, all services).
+
+    Spans are always recorded, so trace ids reach Kafka headers, logs and delivery
+    records; they leave the process only when export is on: ``export=true``, or the
+    standard ``OTEL_EXPORTER_OTLP_ENDPOINT`` / ``OTEL_EXPORTER_OTLP_TRACES_ENDPOINT``
+    variables set (the OTLP/HTTP exporter reads those, and the other ``OTEL_*``
+    exporter variables, itself)."""
+
+    model_config = SettingsConfigDict(env_prefix="PEARLS_TRACING_", extra="ignore")
+
+    export: bool = Field(default=False, description="Export spans over OTLP/HTTP (off by default).")
+    otlp_endpoint: str | None = Field(
+        default=None,
+        description="Full OTLP/HTTP traces URL (e.g. http://collector:4318/v1/traces);"
+        " unset: the exporter's own default or OTEL_EXPORTER_OTLP_* variables.",
+    )
+    service_name: str | None = Field(
+        default=None,
+        description="service.name of the exported spans; unset: pearls-<service>.",
+    )
+
+    def exporting(self) -> bool:
+        return (
+            self.export
+            or self.otlp_endpoint is not None
+            or bool(os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT"))
+            or bool(os.environ.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"))
+        )
 
 
 class ServiceSettings(BaseSettings):
