@@ -59,7 +59,7 @@ from pearls_shared.metrics import (
 )
 from pearls_shared.settings import DeliverySettings, KafkaSettings
 from pearls_shared.topics import dead_letter_topic
-from pearls_shared.tracing import extract_headers, tracer
+from pearls_shared.tracing import TRACE_HEADERS, extract_headers, tracer
 
 log = structlog.get_logger(__name__)
 
@@ -174,8 +174,11 @@ class EventConsumer:
         headers: list[tuple[str, bytes]],
         span: trace.Span,
     ) -> None:
+        # The trace headers are the tracer's business (a bad one starts a new trace),
+        # never a reason to refuse the event.
+        event_headers = [(k, v) for k, v in headers if k.lower() not in TRACE_HEADERS]
         try:
-            envelope = ce.decode(headers, record.value)
+            envelope = ce.decode(event_headers, record.value)
         except (ce.EnvelopeError, UnicodeDecodeError) as exc:
             await self._dead_letter(record, DeadLetter("undecodable", str(exc), 0))
             return
