@@ -171,6 +171,13 @@ def _headers(model: type[EventData]) -> dict[str, Any]:
             ),
             "ce_dataschema": text("URN of the data's JSON Schema.", const=model.dataschema()),
             "content-type": text("Media type of the value.", const=CONTENT_TYPE),
+            "traceparent": text(
+                "W3C Trace Context of the publish (OpenTelemetry): the consumer's span"
+                " continues this trace. Absent or malformed: a new trace starts; never a"
+                " reason to refuse the event.",
+                pattern="^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$",
+            ),
+            "tracestate": text("W3C Trace Context vendor state, when the trace has some."),
         },
     }
 
