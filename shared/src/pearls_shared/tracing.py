@@ -24,7 +24,7 @@ the standard ``OTEL_EXPORTER_OTLP_ENDPOINT``/``OTEL_EXPORTER_OTLP_TRACES_ENDPOIN
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable, Mapping, MutableSequence, Sequence
+from collections.abc import Mapping, MutableSequence, Sequence
 
 import structlog
 from opentelemetry import context as otel_context
@@ -131,11 +131,6 @@ def trace_id_hex(span: trace.Span | None = None) -> str | None:
     """The 32-hex trace id of ``span`` (or the current span); None when none is recording."""
     ctx = (span or trace.get_current_span()).get_span_context()
     return trace.format_trace_id(ctx.trace_id) if ctx.is_valid else None
-
-
-def text_headers(headers: Iterable[tuple[str, bytes]]) -> dict[str, str]:
-    """The trace headers among Kafka headers, as text (for logs and tests)."""
-    return {n: v.decode(errors="replace") for n, v in headers if n.lower() in TRACE_HEADERS}
 
 
 def add_trace_ids(
