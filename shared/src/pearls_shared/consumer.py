@@ -16,12 +16,18 @@ A handler that raises is retried with exponential backoff up to
 with headers saying why, and the partition moves on. An unreachable database or
 dead-letter topic is not the message's fault: the record is rewound and tried
 again later, never dead-lettered and never skipped.
+
+Each record is handled inside a consumer span whose parent is the trace context
+in the record's ``traceparent``/``tracestate`` headers; a record without them,
+or with a malformed one, starts a new trace (it is never refused for that).
+Events the handler writes to its outbox continue the same trace.
 """
 
 from __future__ import annotations
 
 import asyncio
 import dataclasses
+import time
 import traceback
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -36,6 +42,8 @@ from faststream import AckPolicy
 from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage as InjectedMessage
 from faststream.kafka.message import KafkaMessage
+from opentelemetry import trace
+from opentelemetry.trace import SpanKind, Status, StatusCode
 from pydantic import ValidationError
 
 from pearls_shared import envelope as ce
@@ -46,10 +54,12 @@ from pearls_shared.metrics import (
     DEAD_LETTERED,
     DUPLICATES_SKIPPED,
     EVENTS_HANDLED,
+    HANDLER_LATENCY,
     HANDLER_RETRIES,
 )
 from pearls_shared.settings import DeliverySettings, KafkaSettings
 from pearls_shared.topics import dead_letter_topic
+from pearls_shared.tracing import TRACE_HEADERS, extract_headers, tracer
 
 log = structlog.get_logger(__name__)
 
@@ -93,8 +103,10 @@ class EventConsumer:
         handlers: Mapping[str, Handler],
         delivery: DeliverySettings | None = None,
         after_commit: Hook | None = None,
+        service: str | None = None,
     ) -> None:
         self.name = name
+        self._service = service or name
         self._pool = pool
         self._broker = broker
         self._kafka = kafka
@@ -141,8 +153,32 @@ class EventConsumer:
 
     async def _process(self, record: ConsumerRecord[bytes, bytes]) -> None:
         headers = [(k, v) for k, v in (record.headers or ())]
+        with tracer(self._service).start_as_current_span(
+            f"{record.topic} process",
+            context=extract_headers(headers),
+            kind=SpanKind.CONSUMER,
+            attributes={
+                "messaging.system": "kafka",
+                "messaging.operation.type": "process",
+                "messaging.destination.name": record.topic,
+                "messaging.consumer.group.name": self.name,
+                "messaging.destination.partition.id": str(record.partition),
+                "messaging.kafka.offset": record.offset,
+            },
+        ) as span:
+            await self._process_in_span(record, headers, span)
+
+    async def _process_in_span(
+        self,
+        record: ConsumerRecord[bytes, bytes],
+        headers: list[tuple[str, bytes]],
+        span: trace.Span,
+    ) -> None:
+        # The trace headers are the tracer's business (a bad one starts a new trace),
+        # never a reason to refuse the event.
+        event_headers = [(k, v) for k, v in headers if k.lower() not in TRACE_HEADERS]
         try:
-            envelope = ce.decode(headers, record.value)
+            envelope = ce.decode(event_headers, record.value)
         except (ce.EnvelopeError, UnicodeDecodeError) as exc:
             await self._dead_letter(record, DeadLetter("undecodable", str(exc), 0))
             return
@@ -152,6 +188,9 @@ class EventConsumer:
             correlation_id=envelope.correlation_id,
             consumer=self.name,
         ):
+            span.set_attribute("messaging.message.id", envelope.id)
+            span.set_attribute("pearls.event_type", envelope.type)
+            span.set_attribute("pearls.correlation_id", envelope.correlation_id)
             try:
                 data = parse(envelope.type, envelope.data)
             except UnknownEventType as exc:
@@ -185,6 +224,9 @@ class EventConsumer:
                     await self._dead_letter(record, DeadLetter("handler_failed", error, attempt))
                     return
                 HANDLER_RETRIES.labels(self.name).inc()
+                trace.get_current_span().add_event(
+                    "retry", {"attempt": attempt, "error": repr(exc)[:500]}
+                )
                 log.warning("handler_failed_retrying", attempt=attempt, error=repr(exc))
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, self._delivery.consumer_backoff_max_s)
@@ -200,6 +242,15 @@ class EventConsumer:
             return
 
     async def _handle_once(self, envelope: ce.Envelope, data: EventData, handler: Handler) -> bool:
+        started = time.perf_counter()
+        try:
+            return await self._handle_in_transaction(envelope, data, handler)
+        finally:
+            HANDLER_LATENCY.labels(self.name, envelope.type).observe(time.perf_counter() - started)
+
+    async def _handle_in_transaction(
+        self, envelope: ce.Envelope, data: EventData, handler: Handler
+    ) -> bool:
         async with self._pool.acquire() as conn, conn.transaction():
             fresh = await conn.fetchval(
                 "INSERT INTO inbox (consumer, event_id, event_type) VALUES ($1, $2, $3)"
@@ -237,6 +288,9 @@ class EventConsumer:
         except KafkaError as exc:
             raise _Rewind(f"dead-letter topic {topic} unreachable: {exc!r}") from exc
         DEAD_LETTERED.labels(self.name, letter.reason).inc()
+        trace.get_current_span().set_status(
+            Status(StatusCode.ERROR, f"dead-lettered: {letter.reason}")
+        )
         log.error("dead_lettered", dlq_topic=topic, **why)
 
 

@@ -2,8 +2,11 @@
 
 A correlation id enters with the first request (``X-Correlation-ID``, or a new
 one), is bound to every log line of the request and travels into every event
-the request causes (``correlationid`` on the CloudEvent). Health and metrics
-endpoints are the same everywhere.
+the request causes (``correlationid`` on the CloudEvent). Each request is a
+server span (``pearls_shared.tracing``), child of the request's ``traceparent``
+if it brings one. Health and metrics endpoints are the same everywhere:
+``/health/live``, ``/health/ready`` (503 naming what failed) and ``/metrics``;
+``/healthz`` and ``/readyz`` remain as deprecated aliases.
 
 Hostile input is bounded before any endpoint sees it (``install_http`` puts it
 all in place, with limits from ``HttpSettings``):
@@ -26,7 +29,7 @@ import itertools
 import json
 import re
 import uuid
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Annotated, Any
 
 import structlog
@@ -34,12 +37,15 @@ from fastapi import APIRouter, FastAPI, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials
+from opentelemetry import propagate, trace
+from opentelemetry.trace import SpanKind, Status, StatusCode
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from pearls_shared.errors import DomainError, Unauthorized
 from pearls_shared.settings import HttpSettings
+from pearls_shared.tracing import tracer
 
 CORRELATION_HEADER = "X-Correlation-ID"
 _VALID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
@@ -63,6 +69,7 @@ def install_correlation(app: FastAPI) -> None:
         # Untrusted input ends up in logs and events: accept only a plain token.
         value = given if _VALID.match(given) else str(uuid.uuid4())
         token = _current.set(value)
+        trace.get_current_span().set_attribute("pearls.correlation_id", value)
         try:
             with structlog.contextvars.bound_contextvars(correlation_id=value):
                 response = await call_next(request)
@@ -72,17 +79,59 @@ def install_correlation(app: FastAPI) -> None:
         return response
 
 
-def operations_router(ready: Callable[[], Awaitable[bool]]) -> APIRouter:
-    """``/healthz`` (process alive), ``/readyz`` (dependencies answer), ``/metrics``."""
+Readiness = Callable[[], Awaitable[bool | Mapping[str, bool]]]
+"""What a service's readiness check answers: ``{"database": True, "broker": False, …}``
+(each dependency by name), or one bool."""
+
+
+async def _checks(ready: Readiness) -> dict[str, bool]:
+    answer = await ready()
+    if isinstance(answer, bool):
+        return {"service": answer}
+    return dict(answer)
+
+
+def operations_router(ready: Readiness) -> APIRouter:
+    """``/health/live`` (process alive), ``/health/ready`` (dependencies answer; 503 naming
+    the failed ones), ``/metrics`` (Prometheus); ``/healthz`` and ``/readyz`` are the
+    deprecated aliases of the first two."""
     router = APIRouter(tags=["operations"])
 
-    @router.get("/healthz", summary="The process is alive")
+    @router.get("/health/live", summary="The process is alive")
+    async def live() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @router.get(
+        "/health/ready",
+        summary="Database and broker answer",
+        description="200 when every dependency answers; 503 with ``failed`` naming the ones"
+        " that do not (``database``, ``broker``, or a background task of the service).",
+        responses={503: {"description": "Not ready; ``failed`` lists what does not answer."}},
+    )
+    async def ready_(response: Response) -> dict[str, Any]:
+        checks = await _checks(ready)
+        failed = sorted(name for name, ok in checks.items() if not ok)
+        body: dict[str, Any] = {
+            "status": "not ready" if failed else "ready",
+            "checks": {name: "ok" if ok else "failed" for name, ok in checks.items()},
+        }
+        if failed:
+            response.status_code = 503
+            body["failed"] = failed
+        return body
+
+    @router.get("/healthz", summary="The process is alive (alias of /health/live)", deprecated=True)
     async def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
-    @router.get("/readyz", summary="Database and broker answer", responses={503: {}})
+    @router.get(
+        "/readyz",
+        summary="Dependencies answer (alias of /health/ready)",
+        responses={503: {}},
+        deprecated=True,
+    )
     async def readyz(response: Response) -> dict[str, str]:
-        if await ready():
+        if all((await _checks(ready)).values()):
             return {"status": "ready"}
         response.status_code = 503
         return {"status": "not ready"}
@@ -92,6 +141,65 @@ def operations_router(ready: Callable[[], Awaitable[bool]]) -> APIRouter:
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
     return router
+
+
+# -- tracing: one server span per request -------------------------------------------
+
+_UNTRACED = frozenset({"/health/live", "/health/ready", "/healthz", "/readyz", "/metrics"})
+
+
+def _request_headers(scope: Scope) -> dict[str, str]:
+    """The request's headers as text, for the propagator (``traceparent``, ``tracestate``)."""
+    headers: dict[str, str] = {}
+    for name, value in scope.get("headers", ()):
+        headers.setdefault(name.decode("latin-1").lower(), value.decode("latin-1"))
+    return headers
+
+
+class ServerSpans:
+    """Pure ASGI middleware: each HTTP request is a server span, child of the request's
+    own ``traceparent`` when it brings a valid one. Health and metrics are not traced."""
+
+    def __init__(self, app: ASGIApp, *, service: str) -> None:
+        self.app = app
+        self.service = service
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope.get("path") in _UNTRACED:
+            await self.app(scope, receive, send)
+            return
+        method = scope.get("method", "GET")
+        parent = propagate.extract(_request_headers(scope))
+        status: int | None = None
+
+        async def observed(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = int(message["status"])
+            await send(message)
+
+        with tracer(self.service).start_as_current_span(
+            method,
+            context=parent,
+            kind=SpanKind.SERVER,
+            attributes={
+                "http.request.method": method,
+                "url.path": scope.get("path", ""),
+                "pearls.service": self.service,
+            },
+        ) as span:
+            try:
+                await self.app(scope, receive, observed)
+            finally:
+                route = scope.get("route")
+                template = getattr(route, "path_format", None) or getattr(route, "path", None)
+                if template:
+                    span.set_attribute("http.route", template)
+                    span.update_name(f"{method} {template}")
+                if status is not None:
+                    span.set_attribute("http.response.status_code", status)
+                    if status >= 500:
+                        span.set_status(Status(StatusCode.ERROR))
 
 
 class RefusalResponse(JSONResponse):
@@ -383,16 +491,23 @@ def install_request_limits(app: FastAPI, limits: HttpSettings) -> None:
     )
 
 
+def install_tracing(app: FastAPI, service: str) -> None:
+    """A server span for every request (added last, it runs outermost)."""
+    app.add_middleware(ServerSpans, service=service)
+
+
 def install_http(
-    app: FastAPI, *, ready: Callable[[], Awaitable[bool]], limits: HttpSettings
+    app: FastAPI, *, ready: Readiness, limits: HttpSettings, service: str | None = None
 ) -> None:
     """Everything a service's API shares, in one call from its ``bootstrap``: bounded
-    requests, one refusal shape with bounded error bodies, correlation ids, and the
-    operations endpoints."""
+    requests, one refusal shape with bounded error bodies, correlation ids, a server span
+    per request, and the operations endpoints. ``service`` names the tracer (default:
+    the app's title)."""
     install_refusals(app)
     # Added first, so it runs inside the correlation middleware: a 413 carries the id too.
     install_request_limits(app, limits)
     install_correlation(app)
+    install_tracing(app, service or app.title.removeprefix("Pearls ").strip().lower())
     app.include_router(operations_router(ready))
 
 

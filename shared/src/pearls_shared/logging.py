@@ -1,4 +1,5 @@
-"""structlog JSON logging, with service, event id and correlation id bound per message."""
+"""structlog JSON logging, with service, event id and correlation id bound per message,
+and the trace id and span id of the active span (if any)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,8 @@ import logging
 import sys
 
 import structlog
+
+from pearls_shared.tracing import add_trace_ids
 
 
 def configure_logging(service: str, level: str = "INFO", *, json: bool = True) -> None:
@@ -16,6 +19,7 @@ def configure_logging(service: str, level: str = "INFO", *, json: bool = True) -
     """
     shared: list[structlog.types.Processor] = [
         structlog.contextvars.merge_contextvars,
+        add_trace_ids,
         structlog.processors.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
     ]

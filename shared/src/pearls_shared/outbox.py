@@ -3,6 +3,10 @@
 ``record_event`` must run inside the transaction that changes the business
 rows: both commit or neither does, so an event is never published for a
 change that rolled back, nor lost for one that committed.
+
+The trace context current when the event is written (``traceparent`` and
+``tracestate``, see ``pearls_shared.tracing``) is stored with the row among its
+headers: the relay publishes later, from another task, and continues that trace.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ import asyncpg
 
 from pearls_shared.envelope import Envelope, new_event_id
 from pearls_shared.events.base import EventData
+from pearls_shared.tracing import inject_headers
 
 
 class OutboxMisuse(RuntimeError):
@@ -70,7 +75,9 @@ async def record_event(
 
 
 async def write_envelope(conn: asyncpg.Connection[Any], topic: str, envelope: Envelope) -> None:
-    headers = [[name, value.decode()] for name, value in envelope.headers()]
+    kafka_headers = envelope.headers()
+    inject_headers(kafka_headers)  # the trace this change belongs to, for the relay
+    headers = [[name, value.decode()] for name, value in kafka_headers]
     await conn.execute(
         "INSERT INTO outbox (event_id, topic, message_key, headers, payload)"
         " VALUES ($1, $2, $3, $4::text::jsonb, $5)",

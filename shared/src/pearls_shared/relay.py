@@ -14,6 +14,10 @@ commit first and be published first.
 
 The relay wakes on ``NOTIFY pearls_outbox`` (sent by a trigger at commit) and
 polls as a fallback; sent rows older than the retention are purged.
+
+Each publish is a producer span, child of the trace context stored with the
+row (the request or event that wrote it); the record carries the producer
+span's ``traceparent`` so consumers continue the same trace.
 """
 
 from __future__ import annotations
@@ -28,11 +32,14 @@ import asyncpg
 import structlog
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
+from opentelemetry import trace
+from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from pearls_shared.db import connect
 from pearls_shared.kafka import new_producer
 from pearls_shared.metrics import EVENTS_PUBLISHED, OUTBOX_PENDING, PUBLISH_FAILURES
 from pearls_shared.settings import DeliverySettings, KafkaSettings
+from pearls_shared.tracing import extract_headers, inject_headers, tracer
 
 log = structlog.get_logger(__name__)
 
@@ -144,8 +151,12 @@ class OutboxRelay:
         # Enqueue the whole batch in id order, then wait: the producer keeps
         # per-partition order and retries without duplicates (idempotence).
         futures: list[asyncio.Future[Any]] = []
+        spans: list[trace.Span] = []
         for row in rows:
             headers = [(name, value.encode()) for name, value in json.loads(row["headers"])]
+            span = self._publish_span(row, headers)
+            spans.append(span)
+            inject_headers(headers, trace.set_span_in_context(span))
             try:
                 futures.append(
                     await producer.send(
@@ -159,6 +170,11 @@ class OutboxRelay:
                 break
         rows = rows[: len(futures)]
         results = await asyncio.gather(*futures, return_exceptions=True)
+        for span, result in zip(spans, results, strict=True):
+            if isinstance(result, BaseException):
+                span.record_exception(result)
+                span.set_status(Status(StatusCode.ERROR, repr(result)[:200]))
+            span.end()
         sent = [
             row["id"]
             for row, result in zip(rows, results, strict=True)
@@ -188,6 +204,23 @@ class OutboxRelay:
             )
             log.warning("relay_publish_failed", failed=len(errors), error=repr(errors[0][1]))
         return len(rows), bool(errors)
+
+    def _publish_span(self, row: asyncpg.Record, headers: list[tuple[str, bytes]]) -> trace.Span:
+        """A producer span, child of the context stored with the row (if any)."""
+        event_type = next((v.decode() for n, v in headers if n == "ce_type"), "")
+        return tracer(self._service).start_span(
+            f"{row['topic']} publish",
+            context=extract_headers(headers),
+            kind=SpanKind.PRODUCER,
+            attributes={
+                "messaging.system": "kafka",
+                "messaging.operation.type": "publish",
+                "messaging.destination.name": row["topic"],
+                "messaging.message.id": row["event_id"],
+                "pearls.service": self._service,
+                "pearls.event_type": event_type,
+            },
+        )
 
     async def _wait_for_work(self, stop: asyncio.Event) -> None:
         waiters = {asyncio.ensure_future(self._wake.wait()), asyncio.ensure_future(stop.wait())}

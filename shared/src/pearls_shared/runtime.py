@@ -28,10 +28,14 @@ from pearls_shared.settings import (
     KafkaSettings,
     PostgresSettings,
     ServiceSettings,
+    TracingSettings,
 )
 from pearls_shared.topics import CONTRACT_TOPICS, dead_letter_topic, ensure_topics
+from pearls_shared.tracing import configure_tracing
 
 log = structlog.get_logger(__name__)
+
+_CHECK_TIMEOUT_S = 2.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,15 +57,33 @@ class Runtime:
     relay_task: asyncio.Task[None] | None = None
 
     async def ready(self) -> bool:
-        """The database answers and the relay task (active or on standby) still runs."""
-        if self.relay_task is not None and self.relay_task.done():
-            return False
+        """The database and the broker answer and the relay task (active or on standby)
+        still runs."""
+        return all((await self.checks()).values())
+
+    async def checks(self) -> dict[str, bool]:
+        """Each dependency by name: ``database``, ``broker`` and (if it runs) ``relay``."""
+        database, broker = await asyncio.gather(self._database_answers(), self._broker_answers())
+        checks = {"database": database, "broker": broker}
+        if self.relay_task is not None:
+            checks["relay"] = not self.relay_task.done()
+        return checks
+
+    async def _database_answers(self) -> bool:
         try:
-            async with self.pool.acquire() as conn:
-                await conn.fetchval("SELECT 1")
-        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
+            async with asyncio.timeout(_CHECK_TIMEOUT_S):
+                async with self.pool.acquire() as conn:
+                    await conn.fetchval("SELECT 1")
+        except (TimeoutError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
             return False
         return True
+
+    async def _broker_answers(self) -> bool:
+        try:
+            return bool(await self.broker.ping(timeout=_CHECK_TIMEOUT_S))
+        except Exception as exc:  # a readiness probe answers, it never raises
+            log.warning("broker_check_failed", error=repr(exc))
+            return False
 
 
 async def prepare_database(dsn: str, migrations_dir: Path | None) -> list[str]:
@@ -84,7 +106,9 @@ async def service_runtime(
     migrations_dir: Path | None,
     subscriptions: tuple[Subscription, ...] = (),
     run_relay: bool = True,
+    tracing: TracingSettings | None = None,
 ) -> AsyncIterator[Runtime]:
+    configure_tracing(service, tracing)
     dsn = db.database_url.get_secret_value()
     await prepare_database(dsn, migrations_dir)
     topics = [*CONTRACT_TOPICS, *(dead_letter_topic(t, kafka) for t in CONTRACT_TOPICS)]
@@ -101,6 +125,7 @@ async def service_runtime(
             kafka=kafka,
             handlers=sub.handlers,
             delivery=delivery,
+            service=service,
         )
         consumer.subscribe(sub.topics)
         runtime.consumers.append(consumer)

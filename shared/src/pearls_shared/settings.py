@@ -7,10 +7,11 @@ services and use the ``KAFKA_`` prefix so one broker address serves the lot.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr
+from pydantic import BaseModel, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -55,10 +56,9 @@ class KafkaSettings(BaseSettings):
     )
 
 
-class PostgresSettings(BaseSettings):
-    """Connection pool for one service's own database."""
-
-    model_config = SettingsConfigDict(extra="ignore")
+class PostgresSettings(BaseModel):
+    """Connection pool for one service's own database, built from that service's settings
+    (``PEARLS_<SERVICE>_DATABASE_URL``, ``…_POOL_MIN_SIZE``, ``…_POOL_MAX_SIZE``)."""
 
     database_url: SecretStr = Field(
         default=SecretStr("postgresql://pearls@127.0.0.1:5432/pearls"),
@@ -120,6 +120,37 @@ class HttpSettings(BaseSettings):
     )
 
 
+class TracingSettings(BaseSettings):
+    """OpenTelemetry tracing (``PEARLS_TRACING_*``, all services).
+
+    Spans are always recorded, so trace ids reach Kafka headers, logs and delivery
+    records; they leave the process only when export is on: ``export=true``, or the
+    standard ``OTEL_EXPORTER_OTLP_ENDPOINT`` / ``OTEL_EXPORTER_OTLP_TRACES_ENDPOINT``
+    variables set (the OTLP/HTTP exporter reads those, and the other ``OTEL_*``
+    exporter variables, itself)."""
+
+    model_config = SettingsConfigDict(env_prefix="PEARLS_TRACING_", extra="ignore")
+
+    export: bool = Field(default=False, description="Export spans over OTLP/HTTP (off by default).")
+    otlp_endpoint: str | None = Field(
+        default=None,
+        description="Full OTLP/HTTP traces URL (e.g. http://collector:4318/v1/traces);"
+        " unset: the exporter's own default or OTEL_EXPORTER_OTLP_* variables.",
+    )
+    service_name: str | None = Field(
+        default=None,
+        description="service.name of the exported spans; unset: pearls-<service>.",
+    )
+
+    def exporting(self) -> bool:
+        return (
+            self.export
+            or self.otlp_endpoint is not None
+            or bool(os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT"))
+            or bool(os.environ.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"))
+        )
+
+
 class ServiceSettings(BaseSettings):
     """What every service's settings share. A service subclasses it with its own
     ``env_prefix`` (``PEARLS_<SERVICE>_``), database default and port."""
@@ -135,9 +166,17 @@ class ServiceSettings(BaseSettings):
     log_level: str = Field(default="INFO", description="Log level of the service.")
     log_json: bool = Field(default=True, description="JSON log lines (false: console).")
     migrations_dir: Path | None = Field(default=None, description="Service SQL migrations.")
+    pool_min_size: int = Field(default=1, ge=0, description="Database connections kept open.")
+    pool_max_size: int = Field(
+        default=10, ge=1, description="Most database connections open at once."
+    )
 
     def postgres(self) -> PostgresSettings:
-        return PostgresSettings(database_url=self.database_url)
+        return PostgresSettings(
+            database_url=self.database_url,
+            pool_min_size=self.pool_min_size,
+            pool_max_size=self.pool_max_size,
+        )
 
     def kafka(self) -> KafkaSettings:
         return KafkaSettings()

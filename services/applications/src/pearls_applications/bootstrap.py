@@ -56,10 +56,10 @@ def create_app(
         lifespan=lifespan,
     )
 
-    async def ready() -> bool:
+    async def ready() -> dict[str, bool]:
         runtime = getattr(app.state, "runtime", None)
-        return runtime is not None and await runtime.ready()
+        return await runtime.checks() if runtime is not None else {"runtime": False}
 
-    install_http(app, ready=ready, limits=limits or settings.http())
+    install_http(app, ready=ready, limits=limits or settings.http(), service=SERVICE)
     app.include_router(router)
     return app

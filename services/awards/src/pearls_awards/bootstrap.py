@@ -61,10 +61,10 @@ def create_app(
     app.state.showcase = Showcase(str(settings.public_base_url))
     app.state.showcase_max_age_s = settings.showcase_max_age_s
 
-    async def ready() -> bool:
+    async def ready() -> dict[str, bool]:
         runtime = getattr(app.state, "runtime", None)
-        return runtime is not None and bool(await runtime.ready())
+        return await runtime.checks() if runtime is not None else {"runtime": False}
 
-    install_http(app, ready=ready, limits=limits or settings.http())
+    install_http(app, ready=ready, limits=limits or settings.http(), service=SERVICE)
     app.include_router(router)
     return app

@@ -76,13 +76,13 @@ def create_app(
         lifespan=lifespan,
     )
 
-    async def ready() -> bool:
+    async def ready() -> dict[str, bool]:
         runtime = getattr(app.state, "runtime", None)
         tasks = getattr(app.state, "schedulers", [])
-        if runtime is None or any(t.done() for t in tasks):
-            return False
-        return bool(await runtime.ready())
+        if runtime is None:
+            return {"runtime": False}
+        return {**await runtime.checks(), "schedulers": not any(t.done() for t in tasks)}
 
-    install_http(app, ready=ready, limits=limits or settings.http())
+    install_http(app, ready=ready, limits=limits or settings.http(), service=SERVICE)
     app.include_router(router)
     return app

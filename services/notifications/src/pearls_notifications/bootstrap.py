@@ -68,14 +68,14 @@ def create_app(
     app.state.settings = settings
     app.state.coordinator_tokens = settings.coordinator_book()
 
-    async def ready() -> bool:
+    async def ready() -> dict[str, bool]:
         runtime = getattr(app.state, "runtime", None)
         task = getattr(app.state, "sender_task", None)
-        if runtime is None or task is None or task.done():
-            return False
-        return bool(await runtime.ready())
+        if runtime is None:
+            return {"runtime": False}
+        return {**await runtime.checks(), "sender": task is not None and not task.done()}
 
-    install_http(app, ready=ready, limits=limits or HttpSettings())
+    install_http(app, ready=ready, limits=limits or HttpSettings(), service=SERVICE)
     app.include_router(http.coordinator)
     app.include_router(http.public)
     return app

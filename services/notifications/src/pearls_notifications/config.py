@@ -19,14 +19,14 @@ from __future__ import annotations
 
 import secrets
 from pathlib import Path
-from typing import Literal, Self
+from typing import Self
 
 import structlog
 from pydantic import AnyHttpUrl, AwareDatetime, EmailStr, Field, SecretStr, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import SettingsConfigDict
 
 from pearls_shared.events.common import LanguageCode
-from pearls_shared.settings import DeliverySettings, PostgresSettings
+from pearls_shared.settings import ServiceSettings
 from pearls_shared.tokens import TokenBook, TokenEntry, check_distinct, hash_token
 
 log = structlog.get_logger(__name__)
@@ -34,7 +34,7 @@ log = structlog.get_logger(__name__)
 MIGRATIONS_DIR = Path(__file__).resolve().parents[2] / "migrations"
 
 
-class Settings(BaseSettings):
+class Settings(ServiceSettings):
     model_config = SettingsConfigDict(env_prefix="PEARLS_NOTIFICATIONS_", extra="ignore")
 
     # Storage and consumption
@@ -129,12 +129,8 @@ class Settings(BaseSettings):
         default=MIGRATIONS_DIR, description="Folder of the service's SQL migrations."
     )
 
-    # HTTP
-    http_host: str = Field(default="127.0.0.1", description="Interface uvicorn binds.")
+    # HTTP (host, log level and format as every service: pearls_shared.settings.ServiceSettings)
     http_port: int = Field(default=8004, ge=1, le=65535, description="Port uvicorn binds.")
-    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
-        default="INFO", description="Log level of the service."
-    )
 
     @model_validator(mode="after")
     def _one_tls_mode(self) -> Self:
@@ -196,12 +192,6 @@ class Settings(BaseSettings):
                 effect="their tokens are accepted as coordinators' tokens",
             )
         return TokenBook((entry.digest, entry.id) for entry in self.coordinator_entries())
-
-    def postgres(self) -> PostgresSettings:
-        return PostgresSettings(database_url=self.database_url)
-
-    def delivery(self) -> DeliverySettings:
-        return DeliverySettings()
 
     def unsubscribe_key(self) -> bytes:
         if self.unsubscribe_secret is None:

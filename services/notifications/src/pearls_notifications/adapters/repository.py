@@ -6,6 +6,7 @@ transaction (the consumer's inbox transaction, or the sender's claim).
 
 from __future__ import annotations
 
+import json
 import uuid
 from datetime import datetime
 from typing import Any, TypeAlias
@@ -14,6 +15,7 @@ import asyncpg
 
 from pearls_notifications.domain.identity import message_id
 from pearls_notifications.domain.model import Category, Mail, Mode, Recipient
+from pearls_shared.tracing import current_carrier, trace_id_hex
 
 Conn: TypeAlias = "asyncpg.Connection[Any]"
 
@@ -176,7 +178,7 @@ async def suppress_held(conn: Conn, recipient: str, category: Category) -> int:
 DELIVERY_COLUMNS = (
     "id, event_id, event_type, correlation_id, recipient, recipient_name, language, template,"
     " category, context, message_id, status, attempts, next_attempt_at, last_error, smtp_code,"
-    " digest_id, created_at, sent_at, failed_at"
+    " digest_id, created_at, sent_at, failed_at, trace_id, trace_context::text AS trace_context"
 )
 
 
@@ -190,11 +192,16 @@ async def plan_delivery(
     status: str,
     delivery_id: uuid.UUID | None = None,
 ) -> bool:
-    """Insert the delivery row; False when this (event, recipient, template) exists."""
+    """Insert the delivery row; False when this (event, recipient, template) exists.
+
+    The row keeps the current trace (the consumer span of the causing event), so the
+    e-mail's delivery continues it and the trace id can be looked up from the row."""
+    carrier = current_carrier()
     inserted = await conn.fetchval(
         "INSERT INTO deliveries (id, event_id, event_type, correlation_id, recipient,"
-        " recipient_name, language, template, category, context, message_id, status)"
-        " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
+        " recipient_name, language, template, category, context, message_id, status,"
+        " trace_id, trace_context)"
+        " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14::text::jsonb)"
         " ON CONFLICT (event_id, recipient, template) DO NOTHING RETURNING true",
         delivery_id or uuid.uuid4(),
         event_id,
@@ -208,8 +215,28 @@ async def plan_delivery(
         mail.context,
         message_id(event_id, mail.recipient.email, mail.template),
         status,
+        trace_id_hex() if carrier else None,
+        json.dumps(carrier) if carrier else None,
     )
     return bool(inserted)
+
+
+def trace_context_of(row: asyncpg.Record) -> dict[str, str]:
+    """The trace headers stored with a delivery (empty when it was planned untraced)."""
+    stored = row["trace_context"]
+    if not stored:
+        return {}
+    loaded = json.loads(stored)
+    return {str(k): str(v) for k, v in loaded.items()} if isinstance(loaded, dict) else {}
+
+
+async def record_trace_id(conn: Conn, delivery_id: uuid.UUID, trace_id: str) -> None:
+    """Give a delivery planned outside any trace the id of the trace its sending started."""
+    await conn.execute(
+        "UPDATE deliveries SET trace_id = $2 WHERE id = $1 AND trace_id IS NULL",
+        delivery_id,
+        trace_id,
+    )
 
 
 async def claim_due(conn: Conn) -> asyncpg.Record | None:

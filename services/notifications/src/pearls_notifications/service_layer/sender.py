@@ -9,6 +9,10 @@ The one window no transaction can close: the server has said 250 and the
 process dies before the commit. The row is still 'pending', so the e-mail is
 sent again after restart, with the same deterministic Message-ID: a duplicate
 that any mail client or audit can detect, never a lost e-mail.
+
+Each attempt is a span ("email deliver") in the trace of the event that planned
+the e-mail (stored with the delivery row), so one trace runs from the request
+that caused the event to the mail server's answer.
 """
 
 from __future__ import annotations
@@ -21,6 +25,8 @@ from typing import Any
 
 import asyncpg
 import structlog
+from opentelemetry import trace
+from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from pearls_notifications.adapters import repository as repo
 from pearls_notifications.adapters.mime import Envelope, build_message
@@ -33,7 +39,9 @@ from pearls_notifications.domain.routing import DIGEST_TEMPLATE
 from pearls_notifications.service_layer.handlers import WAKE_CHANNEL
 from pearls_shared.db import connect
 from pearls_shared.events.notifications import NotificationFailed, NotificationSent
+from pearls_shared.metrics import EMAILS_DEFERRED, EMAILS_FAILED, EMAILS_SENT
 from pearls_shared.outbox import record_event
+from pearls_shared.tracing import context_from, trace_id_hex, tracer
 
 log = structlog.get_logger(__name__)
 
@@ -136,6 +144,24 @@ class Sender:
             return True
 
     async def _deliver(self, conn: asyncpg.Connection[Any], row: asyncpg.Record) -> None:
+        with tracer("notifications").start_as_current_span(
+            "email deliver",
+            context=context_from(repo.trace_context_of(row)),
+            kind=SpanKind.CLIENT,
+            attributes={
+                "pearls.delivery_id": str(row["id"]),
+                "pearls.template": row["template"],
+                "pearls.cause_event_id": row["event_id"],
+                "pearls.correlation_id": row["correlation_id"],
+                "pearls.attempt": row["attempts"] + 1,
+            },
+        ) as span:
+            trace_id = trace_id_hex(span)
+            if row["trace_id"] is None and trace_id is not None:
+                await repo.record_trace_id(conn, row["id"], trace_id)
+            await self._deliver_in_span(conn, row)
+
+    async def _deliver_in_span(self, conn: asyncpg.Connection[Any], row: asyncpg.Record) -> None:
         s = self.settings
         category = Category(row["category"])
         link = (
@@ -193,6 +219,10 @@ class Sender:
                 return
             outcome = await self.smtp.send(message, str(s.from_address), row["recipient"])
             now = datetime.now(UTC)
+            span = trace.get_current_span()
+            span.set_attribute("pearls.outcome", outcome.kind)
+            if outcome.code is not None:
+                span.set_attribute("pearls.smtp_code", outcome.code)
             if outcome.kind == "accepted":
                 attempts = await repo.mark_sent(conn, row["id"], now)
                 await record_event(
@@ -201,12 +231,14 @@ class Sender:
                     correlation_id=row["correlation_id"],
                     causation_id=row["event_id"],
                 )
+                EMAILS_SENT.labels(row["template"]).inc()
                 log.info("email_sent", attempts=attempts)
             elif outcome.kind == "temporary" and row["attempts"] + 1 < s.retry_max_attempts:
                 delay = backoff(s, row["attempts"] + 1)
                 await repo.mark_retry(
                     conn, row["id"], now + timedelta(seconds=delay), outcome.reason, outcome.code
                 )
+                EMAILS_DEFERRED.labels(row["template"]).inc()
                 log.warning(
                     "email_deferred", reason=outcome.reason, code=outcome.code, retry_in=delay
                 )
@@ -237,6 +269,8 @@ class Sender:
             correlation_id=row["correlation_id"],
             causation_id=row["event_id"],
         )
+        EMAILS_FAILED.labels(row["template"], str(outcome.kind == "permanent").lower()).inc()
+        trace.get_current_span().set_status(Status(StatusCode.ERROR, "e-mail failed"))
         log.error("email_failed", reason=outcome.reason, code=outcome.code, attempts=attempts)
 
     # --- daily digest ---------------------------------------------------------
