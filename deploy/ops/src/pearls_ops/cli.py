@@ -636,7 +636,11 @@ def _age(seconds: float | None) -> str:
 def main() -> None:
     # aiokafka logs each failed connection attempt; the CLI reports the failure once itself.
     logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
-    app()
+    try:
+        app()
+    except OpsError as exc:  # raised outside _run (argument checks, settings)
+        err().print(f"[red]error:[/red] {exc.message}", soft_wrap=True)
+        sys.exit(exc.code)
 
 
 __all__ = ["OK", "app", "main"]
