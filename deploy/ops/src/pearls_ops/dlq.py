@@ -153,6 +153,9 @@ class Entry:
             "attributes": attributes,
             "headers": other,
         }
+        replay_of = self.header(REPLAY_OF)
+        if replay_of:
+            doc["replay_of"] = replay_of  # this dead letter is a replay of that one
         data = self.data()
         if data is not None:
             doc["data"] = data
