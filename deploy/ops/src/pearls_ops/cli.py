@@ -24,6 +24,7 @@ from rich.table import Table
 
 from pearls_ops import database, dlq
 from pearls_ops import kafka as kafka_ops
+from pearls_ops import rebuild as rebuild_ops
 from pearls_ops.errors import OK, PROBLEM, UNREACHABLE, OpsError
 from pearls_ops.masking import masked
 from pearls_ops.services import SERVICES, kafka_settings, service, settings_items
@@ -575,8 +576,8 @@ def _outcome_table(outcomes: list[dlq.Outcome]) -> None:
 
 @app.command()
 def rebuild(name: ServiceName) -> None:
-    """Rebuild a service's read model from the topics (awards: the participants' view)."""
-    out().print(_run(database.rebuild(service(name))))
+    """Rebuild a read model from the topics (awards: participants; notifications: contacts)."""
+    out().print(_run(rebuild_ops.rebuild(service(name))))
 
 
 @app.command("settings")

@@ -77,20 +77,3 @@ async def outbox_backlog(service: Service) -> Backlog:
             ) from exc
     assert row is not None
     return Backlog(row["unsent"], row["oldest"], row["failing"], row["age_s"])
-
-
-async def rebuild(service: Service) -> str:
-    """Rebuild the service's read model from the topics; a one-line summary."""
-    if service.name != "awards":
-        raise OpsError(
-            f"{service.name} has no read model built from other services' topics to rebuild"
-            " (only awards keeps one: its participants' view)"
-        )
-    from pearls_awards.service_layer.rebuild import rebuild_view
-
-    settings = service.settings()
-    dsn = service.dsn(settings)
-    await migrate(service)
-    async with connection(service, dsn) as conn:
-        applied = await rebuild_view(conn, service.kafka())
-    return f"awards: participants' view rebuilt from {applied} events"
