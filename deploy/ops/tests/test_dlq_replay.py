@@ -6,6 +6,7 @@ topic, and takes effect exactly once; replaying it again changes nothing.
 from __future__ import annotations
 
 import json
+import sys
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -313,5 +314,41 @@ async def test_replay_of_an_event_that_already_took_effect_changes_nothing(
         return [d for d in await dead_letters() if d.get("replay_of") == ref]
 
     await wait_for(rejected_again, within=60, what="the replay dead-lettered again")
+    assert await mentoring.participants(event.application_id) == 1
+    assert await mentoring.inbox(poison.id) == 1
+
+
+async def test_replay_with_edit_fixes_the_message_in_the_editor(
+    mentoring: Mentoring, tmp_path: Path
+) -> None:
+    event = accepted(uuid.uuid4().hex[:8])
+    poison = await publish_poison(mentoring.bootstrap, event)
+    mine = ("--event-id", poison.id, "--consumer", mentoring.group)
+
+    async def dead_letters() -> list[dict[str, Any]]:
+        return listed(await pearls("dlq", "list", "--json", *mine, env=mentoring.env))
+
+    await wait_for(dead_letters, within=60, what="the dead letter")
+    shown = await pearls("dlq", "show", "--event-id", poison.id, env=mentoring.env)
+    assert shown.code == 0, shown
+    assert "invalid_data" in shown.stdout
+
+    # The "editor" an operator would use, here a script that sets the population.
+    editor = tmp_path / "editor.py"
+    editor.write_text(
+        "import json, sys\n"
+        "path = sys.argv[1]\n"
+        "doc = json.load(open(path))\n"
+        "doc['data']['population'] = 10500\n"
+        "json.dump(doc, open(path, 'w'))\n"
+    )
+    env = {**mentoring.env, "EDITOR": f"{sys.executable} {editor}", "VISUAL": ""}
+    replayed = await pearls("dlq", "replay", *mine, "--edit", env=env)
+    assert replayed.code == 0, replayed
+    assert "(edited)" in replayed.stdout and "1 replayed" in replayed.stderr
+
+    await wait_for(
+        lambda: mentoring.participants(event.application_id), within=60, what="the participant"
+    )
     assert await mentoring.participants(event.application_id) == 1
     assert await mentoring.inbox(poison.id) == 1

@@ -13,6 +13,7 @@ import asyncpg
 from pearls_ops.errors import OpsError, Unreachable
 from pearls_ops.services import Service, db_location
 from pearls_shared.db import connect
+from pearls_shared.migrations import MigrationError
 from pearls_shared.runtime import prepare_database
 
 _DB_ERRORS: tuple[type[BaseException], ...] = (
@@ -49,6 +50,8 @@ async def migrate(service: Service) -> list[str]:
         applied: list[str] = await prepare_database(dsn, service.migrations_dir(settings))
     except _DB_ERRORS as exc:
         raise db_unreachable(service, dsn, exc) from exc
+    except MigrationError as exc:
+        raise OpsError(f"{service.name}: {exc}") from exc
     return applied
 
 
