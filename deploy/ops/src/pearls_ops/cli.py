@@ -15,9 +15,10 @@ from collections.abc import Coroutine
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
+import asyncpg
 import click
 import typer
-from aiokafka.errors import KafkaConnectionError
+from aiokafka.errors import KafkaConnectionError, KafkaError
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from rich.table import Table
@@ -71,6 +72,13 @@ def _run(coro: Coroutine[Any, Any, T]) -> T:
             f"[red]error:[/red] Kafka broker unreachable at {servers}: {exc}", soft_wrap=True
         )
         raise typer.Exit(UNREACHABLE) from None
+    except KafkaError as exc:
+        servers = kafka_settings().bootstrap_servers
+        err().print(f"[red]error:[/red] Kafka at {servers}: {exc!r}", soft_wrap=True)
+        raise typer.Exit(UNREACHABLE) from None
+    except asyncpg.PostgresError as exc:
+        err().print(f"[red]error:[/red] database: {exc}", soft_wrap=True)
+        raise typer.Exit(PROBLEM) from None
 
 
 # -- topics ------------------------------------------------------------------------------
@@ -615,7 +623,11 @@ def show_settings(
 )
 def demo(ctx: typer.Context) -> None:
     """Run the local demo (`pearls-demo`); every argument is passed through (try --help)."""
-    from pearls_demo.cli import main as demo_main
+    try:
+        from pearls_demo.cli import main as demo_main
+    except ImportError:
+        err().print("error: the demo (package pearls-demo) is not installed here; `make run`")
+        raise typer.Exit(UNREACHABLE) from None
 
     raise typer.Exit(demo_main(list(ctx.args)))
 

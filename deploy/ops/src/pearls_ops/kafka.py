@@ -206,7 +206,7 @@ async def ensure_replay_log(settings: KafkaSettings) -> None:
     async with admin_client(settings) as admin:
         if spec.name in set(await admin.list_topics()):
             return
-        with contextlib.suppress(TopicAlreadyExistsError):
+        try:
             await admin.create_topics(
                 [
                     NewTopic(
@@ -217,6 +217,10 @@ async def ensure_replay_log(settings: KafkaSettings) -> None:
                     )
                 ]
             )
+        except TopicAlreadyExistsError:
+            pass
+        except KafkaError as exc:
+            raise Unreachable(f"creating topic {spec.name} failed: {exc!r}") from exc
 
 
 async def partitions_of(settings: KafkaSettings, topics: Iterable[str]) -> list[TopicPartition]:
