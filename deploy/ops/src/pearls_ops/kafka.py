@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass
@@ -197,8 +198,28 @@ async def create_topics(settings: KafkaSettings) -> list[tuple[TopicSpec, bool]]
                 pass  # created by someone else meanwhile
             except KafkaError as exc:
                 raise Unreachable(f"creating topic {spec.name} failed: {exc}") from exc
+        if missing:
+            await _until_described(admin, missing)
     names = {s.name for s in missing}
     return [(s, s.name in names) for s in specs]
+
+
+async def _until_described(admin: AIOKafkaAdminClient, specs: list[TopicSpec]) -> None:
+    """Wait (bounded) until the cluster's metadata shows the new topics with all their
+    partitions led, so a check right after `create` sees them as created."""
+    wanted = {s.name: s.partitions for s in specs}
+    for _ in range(100):
+        described = await admin.describe_topics(list(wanted))
+        ready = {
+            d["topic"]
+            for d in described
+            if d["error_code"] == 0
+            and len(d["partitions"]) == wanted.get(d["topic"])
+            and all(p["leader"] >= 0 for p in d["partitions"])
+        }
+        if ready >= set(wanted):
+            return
+        await asyncio.sleep(0.1)
 
 
 async def ensure_replay_log(settings: KafkaSettings) -> None:
