@@ -1,0 +1,109 @@
+"""Rebuilding read models from the topics.
+
+Two services keep a read model built from other services' events, with merges
+that are idempotent and independent of arrival order, so replaying every event
+into empty tables gives what the live consumer built:
+
+- awards: its view of the participants (``pearls_awards``' own ``rebuild_view``);
+- notifications: its contact directory (participants' contacts, erasures,
+  mentors, mentor assignments), through the service's own ``update_directory``.
+  Only the directory is rebuilt: planned and sent e-mails are history, and no
+  e-mail is planned by a rebuild.
+
+Each rebuild runs in one transaction: readers see the old model until the new
+one is complete. Mentoring's participants and applications' data are those
+services' own state (changed by their own commands too), not rebuildable.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from typing import Any
+
+from aiokafka import TopicPartition
+from pydantic import ValidationError
+
+from pearls_ops.database import connection, migrate
+from pearls_ops.errors import OpsError
+from pearls_ops.kafka import partitions_of, plain_consumer
+from pearls_ops.services import Service
+from pearls_shared import envelope as ce
+from pearls_shared.events.registry import UnknownEventType, parse
+from pearls_shared.settings import KafkaSettings
+
+REBUILDABLE = ("awards", "notifications")
+NOTIFICATIONS_DIRECTORY = (
+    "participant_contacts",
+    "erased_participants",
+    "mentors",
+    "mentor_assignments",
+)
+
+
+async def events(
+    settings: KafkaSettings, topics: Sequence[str], wanted: Sequence[str]
+) -> AsyncIterator[tuple[ce.Envelope, Any]]:
+    """Every valid event of the ``wanted`` types in ``topics`` up to their current end.
+    Records that do not decode or validate are skipped (their consumers dead-lettered them)."""
+    partitions: list[TopicPartition] = await partitions_of(settings, topics)
+    if not partitions:
+        return
+    async with plain_consumer(settings) as consumer:
+        consumer.assign(partitions)
+        await consumer.seek_to_beginning(*partitions)
+        ends = await consumer.end_offsets(partitions)
+        for tp in partitions:
+            while await consumer.position(tp) < ends[tp]:
+                batch = await consumer.getmany(tp, timeout_ms=1000)
+                for record in batch.get(tp, []):
+                    if record.offset >= ends[tp]:
+                        break
+                    try:
+                        envelope = ce.decode(list(record.headers or ()), record.value)
+                        if envelope.type not in wanted:
+                            continue
+                        data = parse(envelope.type, envelope.data)
+                    except (
+                        ce.EnvelopeError,
+                        UnicodeDecodeError,
+                        UnknownEventType,
+                        ValidationError,
+                    ):
+                        continue
+                    yield envelope, data
+
+
+async def rebuild(service: Service) -> str:
+    """Rebuild the service's read model from the topics; a one-line summary."""
+    if service.name not in REBUILDABLE:
+        raise OpsError(
+            f"{service.name} has no read model built from other services' topics to rebuild"
+            f" (those that do: {', '.join(REBUILDABLE)})"
+        )
+    settings = service.settings()
+    dsn = service.dsn(settings)
+    await migrate(service)  # the tables must exist (and be current) before they are filled
+    async with connection(service, dsn) as conn:
+        if service.name == "awards":
+            from pearls_awards.service_layer.rebuild import rebuild_view
+
+            applied = await rebuild_view(conn, service.kafka())
+            return f"awards: participants' view rebuilt from {applied} events"
+        return await _notifications(conn, service)
+
+
+async def _notifications(conn: Any, service: Service) -> str:
+    from pearls_notifications.domain.routing import WHO_HEARS_WHAT
+    from pearls_notifications.entrypoints.consumers import CONSUMED_TOPICS
+    from pearls_notifications.service_layer.handlers import update_directory
+
+    applied = 0
+    async with conn.transaction():
+        for table in NOTIFICATIONS_DIRECTORY:
+            await conn.execute(f"LOCK TABLE {table} IN EXCLUSIVE MODE")
+        for table in NOTIFICATIONS_DIRECTORY:
+            await conn.execute(f"DELETE FROM {table} WHERE true")  # noqa: S608 - fixed names
+        async for envelope, data in events(service.kafka(), CONSUMED_TOPICS, list(WHO_HEARS_WHAT)):
+            await update_directory(conn, envelope, data)
+            applied += 1
+    return f"notifications: contact directory rebuilt from {applied} events"
