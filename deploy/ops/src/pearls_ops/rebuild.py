@@ -17,19 +17,12 @@ services' own state (changed by their own commands too), not rebuildable.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
 from typing import Any
-
-from aiokafka import TopicPartition
-from pydantic import ValidationError
 
 from pearls_ops.database import connection, migrate
 from pearls_ops.errors import OpsError
-from pearls_ops.kafka import partitions_of, plain_consumer
 from pearls_ops.services import Service
-from pearls_shared import envelope as ce
-from pearls_shared.events.registry import UnknownEventType, parse
-from pearls_shared.settings import KafkaSettings
+from pearls_shared.replay import events
 
 REBUILDABLE = ("awards", "notifications")
 NOTIFICATIONS_DIRECTORY = (
@@ -38,39 +31,6 @@ NOTIFICATIONS_DIRECTORY = (
     "mentors",
     "mentor_assignments",
 )
-
-
-async def events(
-    settings: KafkaSettings, topics: Sequence[str], wanted: Sequence[str]
-) -> AsyncIterator[tuple[ce.Envelope, Any]]:
-    """Every valid event of the ``wanted`` types in ``topics`` up to their current end.
-    Records that do not decode or validate are skipped (their consumers dead-lettered them)."""
-    partitions: list[TopicPartition] = await partitions_of(settings, topics)
-    if not partitions:
-        return
-    async with plain_consumer(settings) as consumer:
-        consumer.assign(partitions)
-        await consumer.seek_to_beginning(*partitions)
-        ends = await consumer.end_offsets(partitions)
-        for tp in partitions:
-            while await consumer.position(tp) < ends[tp]:
-                batch = await consumer.getmany(tp, timeout_ms=1000)
-                for record in batch.get(tp, []):
-                    if record.offset >= ends[tp]:
-                        break
-                    try:
-                        envelope = ce.decode(list(record.headers or ()), record.value)
-                        if envelope.type not in wanted:
-                            continue
-                        data = parse(envelope.type, envelope.data)
-                    except (
-                        ce.EnvelopeError,
-                        UnicodeDecodeError,
-                        UnknownEventType,
-                        ValidationError,
-                    ):
-                        continue
-                    yield envelope, data
 
 
 async def rebuild(service: Service) -> str:

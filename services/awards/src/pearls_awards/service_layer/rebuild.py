@@ -14,9 +14,9 @@ from typing import Any
 import asyncpg
 import structlog
 
-from pearls_awards.adapters import replay
 from pearls_awards.domain.view import VIEW_EVENTS
 from pearls_awards.service_layer.handlers import ViewEvents
+from pearls_shared import replay
 from pearls_shared.settings import KafkaSettings
 from pearls_shared.topics import APPLICATIONS, MENTORING
 

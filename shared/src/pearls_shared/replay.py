@@ -1,4 +1,5 @@
-"""Reading whole topics from the beginning, to rebuild a view from events alone."""
+"""Reading whole topics from the beginning, to rebuild a read model from events alone
+(awards' view, ``pearls rebuild``)."""
 
 from __future__ import annotations
 
@@ -32,6 +33,8 @@ async def events(
     partitions = [
         TopicPartition(d["topic"], p["partition"]) for d in described for p in d["partitions"]
     ]
+    if not partitions:
+        return
     consumer = AIOKafkaConsumer(**client_options(kafka), enable_auto_commit=False)
     await consumer.start()
     try:
