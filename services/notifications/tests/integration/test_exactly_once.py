@@ -17,6 +17,7 @@ from pearls_shared.topics import NOTIFICATIONS
 pytestmark = [pytest.mark.integration]
 
 ACCEPTED = "pearls.application.accepted"
+AUTH = {"Authorization": "Bearer test-coordinator-token"}
 
 
 async def deliveries(service: Any, tag: str) -> list[Any]:
@@ -194,4 +195,88 @@ async def test_an_email_whose_announcement_cannot_be_recorded_is_never_sent_agai
         return len(rows) == 2 and all(r["attempts"] >= 3 for r in rows)
 
     await wait_for(tried_three_times, within=60, what="several attempts at both e-mails")
+    assert smtp_sink.tagged(tag) == []
+
+
+class _Exploding:
+    """An SMTP client that fails in a way the sender does not foresee."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    async def send(self, *args: Any) -> Any:
+        self.calls += 1
+        raise RuntimeError("the mail library broke")
+
+    async def close(self) -> None:
+        return None
+
+
+async def test_a_delivery_that_keeps_failing_unexpectedly_stops_is_recorded_and_announced(
+    start_service: Any,
+    publisher: Any,
+    smtp_sink: Any,
+    tag: str,
+    personalize: Any,
+    kafka_bootstrap_servers: str,
+) -> None:
+    service = await start_service(retry_max_attempts=3)
+    exploding = _Exploding()
+    service.app.state.sender.smtp = exploding
+    await publisher.publish(personalize(sample(ACCEPTED)))
+
+    async def both_failed() -> list[Any] | None:
+        rows = await deliveries(service, tag)
+        ok = len(rows) == 2 and all(r["status"] == "failed" for r in rows)
+        return rows if ok else None
+
+    rows = await wait_for(both_failed, within=60, what="both e-mails given up as failed")
+    assert {r["attempts"] for r in rows} == {3}
+    assert all("the mail library broke" in r["last_error"] for r in rows)
+    assert exploding.calls == 6  # three attempts each, then no more
+    # Visible in the coordinators' delivery log.
+    logged = await service.client.get(
+        "/deliveries", params={"recipient": rows[0]["recipient"]}, headers=AUTH
+    )
+    assert logged.status_code == 200
+    assert [d["status"] for d in logged.json()] == ["failed"]
+    ids = {r["message_id"] for r in rows}
+
+    async def announced() -> list[dict[str, Any]] | None:
+        found = [
+            json.loads(r.value)
+            for r in await read_topic(kafka_bootstrap_servers, NOTIFICATIONS)
+            if dict(r.headers).get("ce_type") == b"pearls.notification.failed"
+            and json.loads(r.value).get("message_id") in ids
+        ]
+        return found if len(found) == 2 else None
+
+    for data in await wait_for(announced, within=60, what="two pearls.notification.failed"):
+        assert data["permanent"] is False and data["attempts"] == 3
+        assert data["reason"].startswith("unexpected error")
+    assert smtp_sink.tagged(tag) == []
+
+
+async def test_a_failure_that_cannot_even_be_announced_still_ends_as_failed(
+    start_service: Any, publisher: Any, smtp_sink: Any, tag: str, personalize: Any
+) -> None:
+    # The cause's id is too long for any announcement: neither sent nor failed can be
+    # recorded. The budget still ends the attempts; the log row says failed and why.
+    service = await start_service(retry_max_attempts=3)
+    event = personalize(sample(ACCEPTED))
+    envelope = envelope_for(
+        event, correlation_id="long-id", event_id=f"{uuid.uuid4()}-" + "x" * 250
+    )
+    await publisher.publish(event, envelope=envelope)
+
+    async def both_failed() -> list[Any] | None:
+        rows = await service.fetch(
+            "SELECT status, attempts, last_error FROM deliveries WHERE event_id = $1", envelope.id
+        )
+        ok = len(rows) == 2 and all(r["status"] == "failed" for r in rows)
+        return rows if ok else None
+
+    rows = await wait_for(both_failed, within=60, what="both e-mails given up as failed")
+    assert {r["attempts"] for r in rows} == {3}
+    assert all(r["last_error"].startswith("unexpected error") for r in rows)
     assert smtp_sink.tagged(tag) == []

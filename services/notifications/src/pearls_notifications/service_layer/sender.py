@@ -131,17 +131,33 @@ class Sender:
             except (OSError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError):
                 raise
             except Exception as exc:
-                # Defer this e-mail like a temporary failure so it cannot block the queue.
                 log.exception("delivery_crashed", delivery_id=str(row["id"]))
-                delay = backoff(self.settings, row["attempts"] + 1)
-                await repo.mark_retry(
-                    conn,
-                    row["id"],
-                    datetime.now(UTC) + timedelta(seconds=delay),
-                    repr(exc)[:4000],
-                    None,
-                )
+                await self._crashed(conn, row, exc)
             return True
+
+    async def _crashed(
+        self, conn: asyncpg.Connection[Any], row: asyncpg.Record, exc: Exception
+    ) -> None:
+        """An attempt that failed in a way nothing above foresaw: deferred like a temporary
+        failure so it cannot block the queue, and, like one, given up after
+        ``retry_max_attempts``: recorded as failed and announced."""
+        reason = f"unexpected error: {exc!r}"[:4000]
+        attempts = row["attempts"] + 1
+        if attempts < self.settings.retry_max_attempts:
+            delay = backoff(self.settings, attempts)
+            await repo.mark_retry(
+                conn, row["id"], datetime.now(UTC) + timedelta(seconds=delay), reason, None
+            )
+            return
+        try:
+            async with conn.transaction():
+                await self._failed(conn, row, row["language"], Outcome("temporary", None, reason))
+        except Exception:
+            # Not even the announcement can be recorded (the same surprise, likely): the
+            # delivery log still says failed and why; the error log says it went unannounced.
+            log.exception("email_failed_unannounced", delivery_id=str(row["id"]))
+            await repo.mark_failed(conn, row["id"], datetime.now(UTC), reason, None)
+            EMAILS_FAILED.labels(row["template"], "false").inc()
 
     async def _deliver(self, conn: asyncpg.Connection[Any], row: asyncpg.Record) -> None:
         with tracer("notifications").start_as_current_span(
