@@ -24,8 +24,8 @@ contract's (``pearls_shared.topics``, the services' ``entrypoints/consumers.py``
 from __future__ import annotations
 
 import shlex
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, replace
 from typing import Literal
 
 APPLICATIONS = "pearls.applications.v1"
@@ -49,6 +49,8 @@ class ServiceAccess:
     produces: str
     consumes: tuple[str, ...] = ()
     group: str | None = None
+    # PREFIXED: every group whose name starts with `group` (e.g. one per test or deployment).
+    group_pattern: PatternType = "LITERAL"
 
     @property
     def principal(self) -> str:
@@ -95,7 +97,7 @@ def service_bindings(
     if access.consumes:
         if access.group is None:
             raise ValueError(f"{access.service} consumes topics but has no consumer group")
-        rules.append(AclBinding(who, "GROUP", access.group, "READ"))
+        rules.append(AclBinding(who, "GROUP", access.group, "READ", access.group_pattern))
     return rules
 
 
@@ -112,12 +114,15 @@ def pearls_bindings(
 
 
 def with_groups(
-    services: Iterable[ServiceAccess], groups: dict[str, str]
+    services: Iterable[ServiceAccess],
+    groups: Mapping[str, str] | None = None,
+    *,
+    pattern: PatternType = "LITERAL",
 ) -> tuple[ServiceAccess, ...]:
-    """The same layout with other consumer group names (service -> group)."""
+    """The same layout with other consumer group names (service -> group) or pattern."""
+    groups = groups or {}
     return tuple(
-        ServiceAccess(a.service, a.user, a.produces, a.consumes, groups.get(a.service, a.group))
-        for a in services
+        replace(a, group=groups.get(a.service, a.group), group_pattern=pattern) for a in services
     )
 
 
