@@ -369,6 +369,35 @@ async def test_a_ca_that_did_not_sign_the_broker_certificate_fails_tls_verificat
     assert "\n" not in message
 
 
+async def test_a_service_given_a_wrong_password_fails_to_start_instead_of_waiting(
+    kafka_secure: SecureKafka, secure_topics: tuple[str, ...], postgres_server: Any
+) -> None:
+    """Today's start-up path (topics first, through aiokafka's admin client) ends in an
+    error, not a hang; its message is aiokafka's "Unable to bootstrap", which is why
+    ``check_connection`` exists to run before it."""
+    from pearls_mentoring.bootstrap import create_app as mentoring_app
+    from pearls_mentoring.config import Settings as MentoringSettings
+
+    user = kafka_secure.access("mentoring").user
+    app = mentoring_app(
+        MentoringSettings(
+            database_url=postgres_server.new_database("sec_wrong"),
+            consumer_group=fresh_group(kafka_secure, "mentoring"),
+        ),
+        kafka=secure_settings(kafka_secure, user, password="not-the-password"),
+        delivery=DELIVERY,
+    )
+    with pytest.raises(KafkaError):
+        async with LifespanManager(app, startup_timeout=90):
+            pass
+
+
+async def test_sasl_without_a_user_is_refused_before_any_connection() -> None:
+    settings = KafkaSettings(bootstrap_servers="127.0.0.1:1", security_protocol="SASL_SSL")
+    with pytest.raises(KafkaStartupError, match="KAFKA_SASL_USERNAME and KAFKA_SASL_PASSWORD"):
+        await check_connection(settings)
+
+
 async def test_the_right_credentials_and_ca_pass_the_start_up_check(
     kafka_secure: SecureKafka,
 ) -> None:
