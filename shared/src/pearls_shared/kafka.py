@@ -3,15 +3,28 @@
 The producer side is always idempotent with ``acks=all``: both are off by
 default in aiokafka and faststream, and without them a retried send can
 duplicate or reorder records of one key.
+
+:func:`check_connection` is the start-up check: aiokafka reports a refused
+password or an untrusted certificate only as "Unable to bootstrap from
+[...]" (the reason goes to a log line), so a service that calls it first
+fails with a :class:`KafkaStartupError` that names the address and the cause.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import ssl
 from typing import Any
 
 from aiokafka import AIOKafkaProducer
+from aiokafka.conn import collect_hosts, create_conn
+from aiokafka.errors import (
+    AuthenticationFailedError,
+    KafkaError,
+    SaslAuthenticationFailed,
+    UnsupportedSaslMechanismError,
+)
 from faststream.kafka import KafkaBroker
 from faststream.security import (
     BaseSecurity,
@@ -94,3 +107,118 @@ def new_broker(settings: KafkaSettings, client_id: str) -> KafkaBroker:
         # Per-record "Received"/"Processed" lines at DEBUG: the consumer logs what matters.
         log_level=logging.DEBUG,
     )
+
+
+class KafkaStartupError(RuntimeError):
+    """Kafka cannot be used with these settings; the message says why, in one line."""
+
+
+def _password_of(settings: KafkaSettings) -> str | None:
+    return settings.sasl_password.get_secret_value() if settings.sasl_password else None
+
+
+def _misconfiguration(settings: KafkaSettings) -> str | None:
+    protocol = settings.security_protocol
+    if protocol.startswith("SASL") and not (settings.sasl_username and _password_of(settings)):
+        return (
+            f"KAFKA_SECURITY_PROTOCOL={protocol} needs KAFKA_SASL_USERNAME and"
+            " KAFKA_SASL_PASSWORD (one Kafka user per service)"
+        )
+    if protocol in ("SSL", "SASL_SSL"):
+        try:
+            _ssl_context(settings)
+        except (OSError, ssl.SSLError) as exc:
+            return (
+                "the TLS settings of Kafka cannot be loaded"
+                f" (KAFKA_SSL_CAFILE={settings.ssl_cafile}): {exc}"
+            )
+    return None
+
+
+def _reason(settings: KafkaSettings, address: str, exc: BaseException, timeout: float) -> str:
+    """One line naming the broker address, what failed and which settings to check."""
+    protocol = settings.security_protocol
+    if isinstance(exc, SaslAuthenticationFailed | AuthenticationFailedError):
+        detail = str(exc).split(": ", 1)[-1]
+        return (
+            f"Kafka authentication failed at {address} for user {settings.sasl_username!r}"
+            f" ({settings.sasl_mechanism} over {protocol}): {detail}."
+            " Check KAFKA_SASL_USERNAME and KAFKA_SASL_PASSWORD"
+        )
+    if isinstance(exc, UnsupportedSaslMechanismError):
+        return (
+            f"Kafka broker {address} does not accept SASL mechanism {settings.sasl_mechanism}."
+            " Check KAFKA_SASL_MECHANISM"
+        )
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        cafile = settings.ssl_cafile or "the system's default CAs"
+        return (
+            f"TLS verification of Kafka broker {address} failed: {exc.verify_message}"
+            f" (trusted: {cafile}). Check KAFKA_SSL_CAFILE"
+        )
+    if isinstance(exc, ssl.SSLError):
+        return (
+            f"TLS handshake with Kafka broker {address} failed: {exc.reason or exc}."
+            f" Is it a TLS listener (KAFKA_SECURITY_PROTOCOL={protocol})?"
+        )
+    if isinstance(exc, TimeoutError):
+        return (
+            f"Kafka broker {address} did not complete the {protocol} handshake within"
+            f" {timeout:g}s. Check KAFKA_BOOTSTRAP_SERVERS and KAFKA_SECURITY_PROTOCOL"
+        )
+    if isinstance(exc, OSError):
+        return f"cannot connect to Kafka broker {address}: {exc.strerror or exc}"
+    return (
+        f"Kafka broker {address} ended the {protocol} handshake: {exc}."
+        " Check KAFKA_SECURITY_PROTOCOL (does the listener expect TLS or SASL?)"
+    )
+
+
+# Auth and TLS failures say more than "unreachable": report them first.
+def _weight(exc: BaseException) -> int:
+    if isinstance(exc, KafkaError | ssl.SSLError):
+        return 0
+    return 1 if isinstance(exc, TimeoutError) else 2
+
+
+async def check_connection(
+    settings: KafkaSettings, *, timeout_s: float = 15.0, client_id: str = "pearls"
+) -> None:
+    """Connect to the bootstrap servers, TLS and SASL included, within ``timeout_s`` seconds
+    per address; return once one of them accepts these settings.
+
+    Raises :class:`KafkaStartupError` with a one-line reason naming the address: wrong
+    credentials, an untrusted certificate, a TLS/plaintext mismatch, no answer.
+    """
+    if problem := _misconfiguration(settings):
+        raise KafkaStartupError(problem)
+    options = client_options(settings, client_id)
+    failures: list[tuple[str, BaseException]] = []
+    for host, port, _family in collect_hosts(settings.bootstrap_servers):
+        address = f"{host}:{port}"
+        try:
+            conn = await asyncio.wait_for(
+                create_conn(
+                    host,
+                    port,
+                    client_id=client_id,
+                    request_timeout_ms=int(timeout_s * 1000),
+                    ssl_context=options.get("ssl_context"),
+                    security_protocol=settings.security_protocol,
+                    sasl_mechanism=options.get("sasl_mechanism"),
+                    sasl_plain_username=options.get("sasl_plain_username"),
+                    sasl_plain_password=options.get("sasl_plain_password"),
+                ),
+                timeout_s,
+            )
+        except (OSError, TimeoutError, KafkaError) as exc:
+            failures.append((address, exc))
+            continue
+        conn.close()
+        return
+    if not failures:
+        raise KafkaStartupError(
+            f"KAFKA_BOOTSTRAP_SERVERS={settings.bootstrap_servers!r} names no broker"
+        )
+    address, error = min(failures, key=lambda failure: _weight(failure[1]))
+    raise KafkaStartupError(_reason(settings, address, error, timeout_s)) from error

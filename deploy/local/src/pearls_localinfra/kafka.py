@@ -2,6 +2,8 @@
 
 `ensure_kafka_classpath()` resolves the broker's runtime jars once (deploy/kafka/pom.xml);
 `KafkaCluster` formats and runs 1 or 3 combined broker+controller JVMs on loopback.
+`KafkaCluster(security=KafkaSecurity.for_pearls())` adds a SASL_SSL listener (SCRAM-SHA-512
+users, a throwaway CA, ACLs enforced by the StandardAuthorizer); without it, nothing changes.
 """
 
 from __future__ import annotations
@@ -10,11 +12,14 @@ import atexit
 import base64
 import fcntl
 import os
+import secrets
 import shutil
+import ssl
 import subprocess
 import tempfile
 import time
 import uuid
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -30,6 +35,7 @@ from pearls_localinfra._proc import (
     wait_or_kill,
     wait_until,
 )
+from pearls_localinfra.acl import PEARLS_SERVICES, AclBinding, ServiceAccess, pearls_bindings
 
 DEFAULT_KAFKA_VERSION = "4.1.1"
 _MARKER = ".pearls-complete"
@@ -136,6 +142,48 @@ def _pairs(ports: list[int]) -> list[tuple[int, int]]:
     return list(zip(ports[::2], ports[1::2], strict=True))
 
 
+def new_password() -> str:
+    """A random password of letters and digits (safe in `--add-scram` and JAAS syntax)."""
+    return secrets.token_hex(16)
+
+
+@dataclass
+class KafkaSecurity:
+    """What the opt-in SASL_SSL listener enforces.
+
+    `users` (name -> password) get SCRAM-SHA-512 credentials when the storage is formatted;
+    `admin_user` is a super user (it creates `acls` once the broker serves); every other
+    user may do only what `acls` allow (`allow.everyone.if.no.acl.found=false`).
+    """
+
+    users: dict[str, str] = field(default_factory=dict)
+    acls: tuple[AclBinding, ...] = ()
+    admin_user: str = "pearls-admin"
+    admin_password: str = field(default_factory=new_password)
+
+    @classmethod
+    def for_pearls(
+        cls,
+        services: Iterable[ServiceAccess] = PEARLS_SERVICES,
+        *,
+        extra_users: Sequence[str] = (),
+    ) -> KafkaSecurity:
+        """One user per service with a random password and the ACLs of `pearls_localinfra.acl`;
+        `extra_users` get credentials and no rights at all."""
+        services = tuple(services)
+        names = [a.user for a in services] + list(extra_users)
+        return cls(
+            users={name: new_password() for name in names},
+            acls=tuple(pearls_bindings(services)),
+        )
+
+    def password(self, user: str) -> str:
+        return self.admin_password if user == self.admin_user else self.users[user]
+
+    def all_users(self) -> dict[str, str]:
+        return {self.admin_user: self.admin_password, **self.users}
+
+
 @dataclass
 class KafkaNode:
     node_id: int
@@ -143,6 +191,7 @@ class KafkaNode:
     controller_port: int
     directory: Path
     process: subprocess.Popen[bytes] | None = field(default=None, repr=False)
+    secure_port: int | None = None  # the SASL_SSL listener, with `KafkaCluster(security=...)`
 
     @property
     def server_log(self) -> Path:
@@ -172,6 +221,7 @@ class KafkaCluster:
         *,
         version: str | None = None,
         startup_timeout: float = 90.0,
+        security: KafkaSecurity | None = None,
     ) -> None:
         if nodes not in (1, 3):
             raise ValueError("nodes must be 1 or 3")
@@ -185,12 +235,38 @@ class KafkaCluster:
             for i, (port, controller_port) in enumerate(_pairs(free_ports(2 * nodes)))
         ]
         self.cluster_id = random_cluster_id()
+        self.security = security
+        if security is not None:
+            for node, secure_port in zip(self.nodes, free_ports(nodes), strict=True):
+                node.secure_port = secure_port
         self._libs: Path | None = None
         self._java: str | None = None
 
     @property
     def bootstrap_servers(self) -> str:
+        """The PLAINTEXT listeners (with `security`, its super user is ANONYMOUS: see
+        `_security_properties`)."""
         return ",".join(f"{_HOST}:{node.port}" for node in self.nodes)
+
+    @property
+    def secure_bootstrap_servers(self) -> str:
+        """The SASL_SSL listeners (only with `security`)."""
+        if self.security is None:
+            raise KafkaError("this cluster was started without security: no SASL_SSL listener")
+        return ",".join(f"{_HOST}:{node.secure_port}" for node in self.nodes)
+
+    @property
+    def tls_dir(self) -> Path:
+        return self.workdir / "tls"
+
+    @property
+    def ca_file(self) -> Path:
+        """PEM of the throwaway CA that signed the brokers' certificate (clients' cafile)."""
+        return self.tls_dir / "ca.pem"
+
+    def ssl_context(self) -> ssl.SSLContext:
+        """A client TLS context that trusts this cluster's CA."""
+        return ssl.create_default_context(cafile=str(self.ca_file))
 
     def __enter__(self) -> KafkaCluster:
         self.start()
@@ -222,9 +298,14 @@ class KafkaCluster:
                 self.nodes, _pairs(free_ports(2 * len(self.nodes))), strict=True
             ):
                 node.port, node.controller_port = port, controller_port
+            if self.security is not None:
+                for node, secure_port in zip(self.nodes, free_ports(len(self.nodes)), strict=True):
+                    node.secure_port = secure_port
             self._start_once()
 
     def _start_once(self) -> None:
+        if self.security is not None and not (self.tls_dir / "broker.pem").exists():
+            self._write_tls()
         for node in self.nodes:
             shutil.rmtree(node.directory, ignore_errors=True)
             node.directory.mkdir(parents=True)
@@ -236,6 +317,8 @@ class KafkaCluster:
             for node in self.nodes:
                 self._launch(node)
             self._wait_ready(self.nodes)
+            if self.security is not None and self.security.acls:
+                self._create_acls(self.security)
         except BaseException:
             self.stop(remove_workdir=False)
             raise
@@ -339,8 +422,79 @@ class KafkaCluster:
             "background.threads": 4,
             "log.cleaner.dedupe.buffer.size": 16 * 1024 * 1024,
         }
+        if self.security is not None:
+            settings.update(self._security_properties(node))
         lines = [f"{key}={value}" for key, value in settings.items()]
         return "\n".join([*lines, quorum, ""])
+
+    def _security_properties(self, node: KafkaNode) -> dict[str, object]:
+        """A SASL_SSL listener (SCRAM-SHA-512, PEM keystore) and the StandardAuthorizer.
+
+        The controller and inter-broker listeners stay PLAINTEXT on loopback, so the
+        brokers' own principal is User:ANONYMOUS and must be a super user; the PLAINTEXT
+        client listener therefore has every right. It serves the launcher's readiness
+        probe; tests of rights use the SASL_SSL listener. A production cluster secures
+        every listener (README "Kafka security").
+        """
+        assert self.security is not None
+        return {
+            "listeners": (
+                f"PLAINTEXT://{_HOST}:{node.port},SASL_SSL://{_HOST}:{node.secure_port},"
+                f"CONTROLLER://{_HOST}:{node.controller_port}"
+            ),
+            "advertised.listeners": (
+                f"PLAINTEXT://{_HOST}:{node.port},SASL_SSL://{_HOST}:{node.secure_port}"
+            ),
+            "listener.security.protocol.map": (
+                "PLAINTEXT:PLAINTEXT,SASL_SSL:SASL_SSL,CONTROLLER:PLAINTEXT"
+            ),
+            "sasl.enabled.mechanisms": "SCRAM-SHA-512",
+            "listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config": (
+                "org.apache.kafka.common.security.scram.ScramLoginModule required;"
+            ),
+            "listener.name.sasl_ssl.ssl.keystore.type": "PEM",
+            "listener.name.sasl_ssl.ssl.keystore.location": self.tls_dir / "broker.pem",
+            "authorizer.class.name": "org.apache.kafka.metadata.authorizer.StandardAuthorizer",
+            "super.users": f"User:ANONYMOUS;User:{self.security.admin_user}",
+            "allow.everyone.if.no.acl.found": "false",
+        }
+
+    def _write_tls(self) -> None:
+        """A throwaway CA and a certificate for 127.0.0.1/localhost signed by it; the key in
+        PKCS#8, as Kafka's PEM keystore wants it."""
+        import trustme
+        from cryptography.hazmat.primitives.serialization import (
+            Encoding,
+            NoEncryption,
+            PrivateFormat,
+            load_pem_private_key,
+        )
+
+        ca = trustme.CA(organization_name="Pearls local Kafka")
+        leaf = ca.issue_cert(_HOST, "localhost")
+        key = load_pem_private_key(leaf.private_key_pem.bytes(), password=None)
+        pkcs8 = key.private_bytes(Encoding.PEM, PrivateFormat.PKCS8, NoEncryption())
+        chain = b"".join(blob.bytes() for blob in leaf.cert_chain_pems)
+        self.tls_dir.mkdir(parents=True, exist_ok=True)
+        ca.cert_pem.write_to_path(str(self.ca_file))
+        broker = self.tls_dir / "broker.pem"
+        broker.write_bytes(pkcs8 + chain)
+        broker.chmod(0o600)
+
+    def _create_acls(self, security: KafkaSecurity) -> None:
+        from pearls_localinfra._aclwire import create_acls
+
+        try:
+            create_acls(
+                self.secure_bootstrap_servers,
+                self.ssl_context(),
+                security.admin_user,
+                security.admin_password,
+                security.acls,
+            )
+        except Exception as exc:
+            node = self.nodes[0]
+            raise self._failure(node, f"refused the ACLs over SASL_SSL: {exc!r}") from exc
 
     def _java_cmd(self, main_class: str, *args: str, heap: str, node: KafkaNode) -> list[str]:
         assert self._java is not None and self._libs is not None
@@ -359,6 +513,9 @@ class KafkaCluster:
     def _format(self) -> None:
         """Write each node's meta.properties (all nodes in parallel: one JVM start each)."""
         mode = ["--standalone"] if len(self.nodes) == 1 else []
+        if self.security is not None:
+            for user, password in self.security.all_users().items():
+                mode += ["--add-scram", f"SCRAM-SHA-512=[name={user},password={password}]"]
         procs = []
         for node in self.nodes:
             config = str(node.directory / "server.properties")

@@ -18,6 +18,7 @@ import os
 import shutil
 import sys
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 from typing import TypeVar
@@ -26,7 +27,8 @@ import pytest
 
 from pearls_localinfra._kafkawire import live_broker_ids
 from pearls_localinfra._proc import cache_dir, wait_until
-from pearls_localinfra.kafka import KafkaCluster, java_executable, kafka_version
+from pearls_localinfra.acl import PEARLS_SERVICES, ServiceAccess, with_groups
+from pearls_localinfra.kafka import KafkaCluster, KafkaSecurity, java_executable, kafka_version
 from pearls_localinfra.pgserver import PostgresServer
 from pearls_localinfra.postgres import PostgresCluster, find_pg_bin
 
@@ -265,5 +267,68 @@ def kafka_cluster3(
     )
     try:
         yield cluster
+    finally:
+        cluster.stop()
+
+
+@dataclass(frozen=True)
+class SecureKafka:
+    """The secured local broker as tests see it: its SASL_SSL address, the CA file that
+    verifies it, one SCRAM-SHA-512 user per service with the ACLs of `pearls_localinfra.acl`
+    (consumer groups by prefix: `<service group>-<anything>`), an administrator and a
+    user with no rights at all."""
+
+    cluster: KafkaCluster
+    security: KafkaSecurity
+    services: tuple[ServiceAccess, ...]
+    stranger: str = "pearls-stranger"
+
+    @property
+    def bootstrap_servers(self) -> str:
+        return self.cluster.secure_bootstrap_servers
+
+    @property
+    def ca_file(self) -> str:
+        return str(self.cluster.ca_file)
+
+    @property
+    def admin_user(self) -> str:
+        return self.security.admin_user
+
+    def access(self, service: str) -> ServiceAccess:
+        [found] = [a for a in self.services if a.service == service]
+        return found
+
+    def password(self, user: str) -> str:
+        return self.security.password(user)
+
+
+@pytest.fixture(scope="session")
+def kafka_secure(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[SecureKafka]:
+    """A local single-node Kafka with a SASL_SSL listener beside its PLAINTEXT one, started
+    on first use and only for the tests that ask for it. Always the local launcher: a broker
+    from the environment or Docker does not carry these users and ACLs."""
+    if missing := kafka_local_missing():
+        pytest.fail(
+            f"The secured Kafka runs locally only and needs {', '.join(missing)}: "
+            "install Java 17+ and Maven (`apt-get install openjdk-17-jre-headless maven`).",
+            pytrace=False,
+        )
+    services = with_groups(PEARLS_SERVICES, pattern="PREFIXED")
+    security = KafkaSecurity.for_pearls(services, extra_users=[SecureKafka.stranger])
+    workdir = tmp_path_factory.mktemp("kafka-secure")
+    cluster = KafkaCluster(nodes=1, workdir=workdir, security=security)
+    try:
+        cluster.start()
+    except Exception as exc:
+        pytest.fail(f"the secured Kafka (SASL_SSL) failed to start: {exc}", pytrace=False)
+    _announce(
+        request.config,
+        f"Kafka SASL_SSL (local, logs in {workdir}): {cluster.secure_bootstrap_servers}",
+    )
+    try:
+        yield SecureKafka(cluster, security, services)
     finally:
         cluster.stop()
