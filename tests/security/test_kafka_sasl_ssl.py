@@ -372,9 +372,8 @@ async def test_a_ca_that_did_not_sign_the_broker_certificate_fails_tls_verificat
 async def test_a_service_given_a_wrong_password_fails_to_start_instead_of_waiting(
     kafka_secure: SecureKafka, secure_topics: tuple[str, ...], postgres_server: Any
 ) -> None:
-    """Today's start-up path (topics first, through aiokafka's admin client) ends in an
-    error, not a hang; its message is aiokafka's "Unable to bootstrap", which is why
-    ``check_connection`` exists to run before it."""
+    """The service's start checks the connection first (``check_connection`` in
+    ``service_runtime``): it stops with a reason naming authentication and the address."""
     from pearls_mentoring.bootstrap import create_app as mentoring_app
     from pearls_mentoring.config import Settings as MentoringSettings
 
@@ -387,9 +386,11 @@ async def test_a_service_given_a_wrong_password_fails_to_start_instead_of_waitin
         kafka=secure_settings(kafka_secure, user, password="not-the-password"),
         delivery=DELIVERY,
     )
-    with pytest.raises(KafkaError):
+    with pytest.raises(KafkaStartupError) as refused:
         async with LifespanManager(app, startup_timeout=90):
             pass
+    assert "authentication failed" in str(refused.value).lower()
+    assert kafka_secure.bootstrap_servers in str(refused.value)
 
 
 async def test_sasl_without_a_user_is_refused_before_any_connection() -> None:

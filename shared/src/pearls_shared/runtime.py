@@ -20,7 +20,7 @@ from faststream.kafka import KafkaBroker
 
 from pearls_shared.consumer import EventConsumer, Handler
 from pearls_shared.db import connect, create_pool
-from pearls_shared.kafka import new_broker
+from pearls_shared.kafka import check_connection, new_broker
 from pearls_shared.migrations import load_folder, migrate, shared_migrations
 from pearls_shared.relay import OutboxRelay
 from pearls_shared.settings import (
@@ -111,6 +111,9 @@ async def service_runtime(
     configure_tracing(service, tracing)
     dsn = db.database_url.get_secret_value()
     await prepare_database(dsn, migrations_dir)
+    # A refused password or an untrusted certificate stops the start here, with one line
+    # naming the address and why (aiokafka itself says only "Unable to bootstrap").
+    await check_connection(kafka, client_id=f"pearls-{service}")
     topics = [*CONTRACT_TOPICS, *(dead_letter_topic(t, kafka) for t in CONTRACT_TOPICS)]
     await ensure_topics(kafka, topics)
     pool = await create_pool(db)
