@@ -4,11 +4,22 @@
 policy needs it: accepted (250), temporary (4xx, timeouts, lost connection)
 or permanent (5xx). The connection is opened lazily, reused across messages
 and re-opened after any failure.
+
+Security: with ``smtp_tls`` (implicit TLS) or ``smtp_starttls`` the server's
+certificate is verified against the system's trust store, or only against
+``smtp_cafile`` when set, host name included, TLS 1.2 at least; STARTTLS is
+required, never opportunistic (a server that does not offer it is refused, so
+a man in the middle cannot strip it). No setting turns verification off.
+Failures of the connection itself — a certificate that does not verify, a
+handshake that fails, AUTH refused — are the operator's to fix, not the
+message's fault: they are temporary (the e-mail is retried later), logged at
+error level and recorded with a reason that says what failed.
 """
 
 from __future__ import annotations
 
 import asyncio
+import ssl
 import time
 from dataclasses import dataclass
 from email.message import EmailMessage
@@ -45,11 +56,29 @@ class RateLimiter:
         self._next = max(now, self._next) + self._interval
 
 
+def tls_context(settings: Settings) -> ssl.SSLContext:
+    """Client context that verifies the server: certificate chain and host name.
+
+    ``smtp_cafile`` replaces the system's trust store (a private CA is then the
+    only one trusted); unset, the system's store is used.
+    """
+    cafile = str(settings.smtp_cafile) if settings.smtp_cafile is not None else None
+    context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=cafile)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    # create_default_context already does both; stated so no one weakens them by accident.
+    context.check_hostname = True
+    context.verify_mode = ssl.CERT_REQUIRED
+    return context
+
+
 class SmtpClient:
     def __init__(self, settings: Settings) -> None:
         self._settings = settings
         self._smtp: aiosmtplib.SMTP | None = None
         self._limiter = RateLimiter(settings.rate_limit_per_minute)
+        # Built once: an unreadable or malformed CA file fails at start-up, not per e-mail.
+        uses_tls = settings.smtp_tls or settings.smtp_starttls
+        self._tls_context = tls_context(settings) if uses_tls else None
 
     async def _connection(self) -> aiosmtplib.SMTP:
         if self._smtp is not None and self._smtp.is_connected:
@@ -59,15 +88,28 @@ class SmtpClient:
             hostname=s.smtp_host,
             port=s.smtp_port,
             use_tls=s.smtp_tls,
+            # True: required, fails when not offered; False: never (plain, no AUTH allowed).
             start_tls=s.smtp_starttls,
+            tls_context=self._tls_context,
             timeout=s.smtp_timeout_s,
         )
         await smtp.connect()
         if s.smtp_username:
             password = s.smtp_password.get_secret_value() if s.smtp_password else ""
-            await smtp.login(s.smtp_username, password)
+            try:
+                await smtp.login(s.smtp_username, password)
+            except BaseException:
+                smtp.close()
+                raise
         self._smtp = smtp
-        log.info("smtp_connected", host=s.smtp_host, port=s.smtp_port)
+        session = smtp.get_transport_info("ssl_object")
+        log.info(
+            "smtp_connected",
+            host=s.smtp_host,
+            port=s.smtp_port,
+            tls=session.version() if isinstance(session, ssl.SSLObject) else None,
+            authenticated=bool(s.smtp_username),
+        )
         return smtp
 
     async def send(self, message: EmailMessage, sender: str, recipient: str) -> Outcome:
@@ -91,16 +133,49 @@ class SmtpClient:
             code = refused.code if refused else None
             reason = refused.message if refused else str(exc)
             return _classified(code, reason)
+        except aiosmtplib.SMTPAuthenticationError as exc:
+            # Wrong credentials are the configuration's fault, not this message's:
+            # retried later (the operator may fix them), even on a 5xx.
+            await self._reset()
+            reason = f"SMTP AUTH refused for user {self._settings.smtp_username!r}: "
+            reason += f"{exc.code} {exc.message}".strip()
+            log.error("smtp_auth_refused", host=self._settings.smtp_host, reason=reason)
+            return Outcome("temporary", exc.code, reason[:4000])
         except aiosmtplib.SMTPResponseException as exc:
             await self._reset()
             return _classified(exc.code, exc.message)
         except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
             await self._reset()
+            tls_failure = self._tls_failure(exc)
+            if tls_failure is not None:
+                log.error("smtp_tls_failed", host=self._settings.smtp_host, reason=tls_failure)
+                return Outcome("temporary", None, tls_failure[:4000])
             return Outcome("temporary", None, f"{type(exc).__name__}: {exc}"[:4000])
         if errors:  # one recipient per message: a non-empty dict means it was refused
             code, reason = next(iter(errors.values()))
             return _classified(code, reason)
         return Outcome("accepted", 250, response)
+
+    def _tls_failure(self, exc: BaseException) -> str | None:
+        """What went wrong with TLS, if that is why ``exc`` was raised, else None.
+
+        aiosmtplib wraps the ``ssl`` error of an implicit-TLS connect and passes on
+        that of a STARTTLS upgrade as it is: the cause chain holds it either way.
+        """
+        where = f"{self._settings.smtp_host}:{self._settings.smtp_port}"
+        seen: BaseException | None = exc
+        for _ in range(8):  # a cause chain is short; never follow a cycle forever
+            if seen is None:
+                break
+            if isinstance(seen, ssl.SSLCertVerificationError):
+                detail = seen.verify_message or seen.reason or str(seen)
+                return f"TLS certificate verification failed for {where}: {detail}"
+            if isinstance(seen, ssl.SSLError):
+                return f"TLS handshake with {where} failed: {seen.reason or seen}"
+            seen = seen.__cause__ or seen.__context__
+        if self._settings.smtp_starttls and "STARTTLS" in str(exc):
+            return f"STARTTLS required but refused or not offered by {where}: {exc}"
+        return None
 
     async def _reset(self) -> None:
         smtp, self._smtp = self._smtp, None
