@@ -11,9 +11,11 @@ certificate is verified against the system's trust store, or only against
 required, never opportunistic (a server that does not offer it is refused, so
 a man in the middle cannot strip it). No setting turns verification off.
 Failures of the connection itself — a certificate that does not verify, a
-handshake that fails, AUTH refused — are the operator's to fix, not the
-message's fault: they are temporary (the e-mail is retried later), logged at
-error level and recorded with a reason that says what failed.
+handshake that fails, STARTTLS not offered, AUTH refused, a server that turns
+connections away — are not the message's fault: they are temporary whatever
+the reply code (the e-mail is retried later; the operator may fix the cause),
+recorded with a reason that says what failed, and those an operator must fix
+are logged at error level (``smtp_connection_refused``).
 """
 
 from __future__ import annotations
@@ -38,6 +40,16 @@ class Outcome:
     kind: Literal["accepted", "temporary", "permanent"]
     code: int | None = None
     reason: str = ""
+
+
+class ConnectionFailed(Exception):
+    """No usable connection: down, TLS not verified, STARTTLS missing, AUTH refused."""
+
+    def __init__(self, reason: str, code: int | None, *, loud: bool) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.code = code
+        self.loud = loud  # the configuration or the server's certificate needs an operator
 
 
 class RateLimiter:
@@ -88,19 +100,26 @@ class SmtpClient:
             hostname=s.smtp_host,
             port=s.smtp_port,
             use_tls=s.smtp_tls,
-            # True: required, fails when not offered; False: never (plain, no AUTH allowed).
-            start_tls=s.smtp_starttls,
+            start_tls=False,  # done below, as its own step, when configured
             tls_context=self._tls_context,
             timeout=s.smtp_timeout_s,
         )
-        await smtp.connect()
-        if s.smtp_username:
-            password = s.smtp_password.get_secret_value() if s.smtp_password else ""
-            try:
+        step = "connect"
+        try:
+            await smtp.connect()
+            if s.smtp_starttls:
+                step = "starttls"
+                await smtp.starttls()  # required: fails when the server does not offer it
+            if s.smtp_username:
+                step = "auth"
+                password = s.smtp_password.get_secret_value() if s.smtp_password else ""
                 await smtp.login(s.smtp_username, password)
-            except BaseException:
-                smtp.close()
-                raise
+        except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
+            smtp.close()
+            raise self._refused(step, exc) from exc
+        except BaseException:
+            smtp.close()
+            raise
         self._smtp = smtp
         session = smtp.get_transport_info("ssl_object")
         log.info(
@@ -111,6 +130,28 @@ class SmtpClient:
             authenticated=bool(s.smtp_username),
         )
         return smtp
+
+    def _refused(self, step: str, exc: BaseException) -> ConnectionFailed:
+        """Why no usable connection came about, in words an operator can act on."""
+        s = self._settings
+        where = f"{s.smtp_host}:{s.smtp_port}"
+        code: int | None = None
+        said = str(exc)
+        if isinstance(exc, aiosmtplib.SMTPResponseException):
+            code, said = exc.code, f"{exc.code} {exc.message}".strip()
+        tls = _tls_error(exc)
+        if isinstance(tls, ssl.SSLCertVerificationError):
+            detail = tls.verify_message or tls.reason or str(tls)
+            reason = f"TLS certificate verification failed for {where}: {detail}"
+        elif tls is not None:
+            reason = f"TLS handshake with {where} failed: {tls.reason or tls}"
+        elif step == "starttls":
+            reason = f"STARTTLS required but refused or not offered by {where}: {said}"
+        elif step == "auth":
+            reason = f"SMTP AUTH refused for user {s.smtp_username!r} by {where}: {said}"
+        else:  # the server is down, unreachable or turns connections away
+            return ConnectionFailed(f"{type(exc).__name__}: {exc}", code, loud=False)
+        return ConnectionFailed(reason, code, loud=True)
 
     async def send(self, message: EmailMessage, sender: str, recipient: str) -> Outcome:
         await self._limiter.acquire()
@@ -125,6 +166,15 @@ class SmtpClient:
     async def _attempt(self, message: EmailMessage, sender: str, recipient: str) -> Outcome:
         try:
             smtp = await self._connection()
+        except ConnectionFailed as exc:
+            # Not this message's fault, whatever the code (a 535 for a wrong password, a
+            # 554 greeting): retried later, when the operator may have fixed the cause.
+            if exc.loud:
+                log.error(
+                    "smtp_connection_refused", host=self._settings.smtp_host, reason=exc.reason
+                )
+            return Outcome("temporary", exc.code, exc.reason[:4000])
+        try:
             errors, response = await smtp.send_message(
                 message, sender=sender, recipients=[recipient]
             )
@@ -133,49 +183,16 @@ class SmtpClient:
             code = refused.code if refused else None
             reason = refused.message if refused else str(exc)
             return _classified(code, reason)
-        except aiosmtplib.SMTPAuthenticationError as exc:
-            # Wrong credentials are the configuration's fault, not this message's:
-            # retried later (the operator may fix them), even on a 5xx.
-            await self._reset()
-            reason = f"SMTP AUTH refused for user {self._settings.smtp_username!r}: "
-            reason += f"{exc.code} {exc.message}".strip()
-            log.error("smtp_auth_refused", host=self._settings.smtp_host, reason=reason)
-            return Outcome("temporary", exc.code, reason[:4000])
         except aiosmtplib.SMTPResponseException as exc:
             await self._reset()
             return _classified(exc.code, exc.message)
         except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
             await self._reset()
-            tls_failure = self._tls_failure(exc)
-            if tls_failure is not None:
-                log.error("smtp_tls_failed", host=self._settings.smtp_host, reason=tls_failure)
-                return Outcome("temporary", None, tls_failure[:4000])
             return Outcome("temporary", None, f"{type(exc).__name__}: {exc}"[:4000])
         if errors:  # one recipient per message: a non-empty dict means it was refused
             code, reason = next(iter(errors.values()))
             return _classified(code, reason)
         return Outcome("accepted", 250, response)
-
-    def _tls_failure(self, exc: BaseException) -> str | None:
-        """What went wrong with TLS, if that is why ``exc`` was raised, else None.
-
-        aiosmtplib wraps the ``ssl`` error of an implicit-TLS connect and passes on
-        that of a STARTTLS upgrade as it is: the cause chain holds it either way.
-        """
-        where = f"{self._settings.smtp_host}:{self._settings.smtp_port}"
-        seen: BaseException | None = exc
-        for _ in range(8):  # a cause chain is short; never follow a cycle forever
-            if seen is None:
-                break
-            if isinstance(seen, ssl.SSLCertVerificationError):
-                detail = seen.verify_message or seen.reason or str(seen)
-                return f"TLS certificate verification failed for {where}: {detail}"
-            if isinstance(seen, ssl.SSLError):
-                return f"TLS handshake with {where} failed: {seen.reason or seen}"
-            seen = seen.__cause__ or seen.__context__
-        if self._settings.smtp_starttls and "STARTTLS" in str(exc):
-            return f"STARTTLS required but refused or not offered by {where}: {exc}"
-        return None
 
     async def _reset(self) -> None:
         smtp, self._smtp = self._smtp, None
@@ -199,3 +216,17 @@ def _classified(code: int | None, reason: str) -> Outcome:
     if code is not None and 500 <= code < 600:
         return Outcome("permanent", code, text)
     return Outcome("temporary", code, text)
+
+
+def _tls_error(exc: BaseException) -> ssl.SSLError | None:
+    """The ``ssl`` error behind ``exc``, if any.
+
+    aiosmtplib wraps the one of an implicit-TLS connect (``SMTPConnectError``) and
+    passes on the one of a STARTTLS upgrade as it is: the cause chain holds it.
+    """
+    seen: BaseException | None = exc
+    for _ in range(8):  # a cause chain is short; never follow a cycle forever
+        if seen is None or isinstance(seen, ssl.SSLError):
+            return seen
+        seen = seen.__cause__ or seen.__context__
+    return None
