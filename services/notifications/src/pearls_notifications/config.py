@@ -25,6 +25,7 @@ import structlog
 from pydantic import AnyHttpUrl, AwareDatetime, EmailStr, Field, SecretStr, model_validator
 from pydantic_settings import SettingsConfigDict
 
+from pearls_notifications.domain.identity import hostname
 from pearls_shared.events.common import LanguageCode
 from pearls_shared.settings import ServiceSettings
 from pearls_shared.tokens import TokenBook, TokenEntry, check_distinct, hash_token
@@ -35,7 +36,10 @@ MIGRATIONS_DIR = Path(__file__).resolve().parents[2] / "migrations"
 
 
 class Settings(ServiceSettings):
-    model_config = SettingsConfigDict(env_prefix="PEARLS_NOTIFICATIONS_", extra="ignore")
+    # hide_input_in_errors: a refused setting must not print the others (secrets) at start-up.
+    model_config = SettingsConfigDict(
+        env_prefix="PEARLS_NOTIFICATIONS_", extra="ignore", hide_input_in_errors=True
+    )
 
     # Storage and consumption
     database_url: SecretStr = Field(
@@ -58,11 +62,23 @@ class Settings(ServiceSettings):
     smtp_tls: bool = Field(default=False, description="Implicit TLS (port 465 style).")
     smtp_username: str | None = Field(default=None, description="AUTH user, if required.")
     smtp_password: SecretStr | None = Field(default=None, description="AUTH password.")
+    smtp_cafile: Path | None = Field(
+        default=None,
+        description="CA certificates (PEM) the mail server's certificate must chain to, "
+        "instead of the system's trust store (for a private CA). With TLS or STARTTLS the "
+        "certificate and the host name are always verified; nothing turns that off.",
+    )
     smtp_timeout_s: float = Field(default=30.0, gt=0, description="Per-command SMTP timeout.")
     from_address: EmailStr = Field(
         default="pearls@bsr-cultural-pearls.example", description="Envelope and header sender."
     )
     from_name: str = Field(default="BSR Cultural Pearls", description="Display name of From.")
+    message_id_domain: str | None = Field(
+        default=None,
+        description="Host name after the @ of every Message-ID (validated). Unset: the "
+        "domain of the from address. A change applies to e-mails planned after it; each "
+        "e-mail keeps its Message-ID on every attempt.",
+    )
     rate_limit_per_minute: float = Field(
         default=120.0, gt=0, description="Messages per minute to the mail server, at most."
     )
@@ -138,7 +154,26 @@ class Settings(ServiceSettings):
             raise ValueError("smtp_tls and smtp_starttls: choose one (implicit TLS or STARTTLS)")
         if self.smtp_password is not None and not self.smtp_username:
             raise ValueError("smtp_password: given without smtp_username")
+        if self.smtp_username and not (self.smtp_tls or self.smtp_starttls):
+            raise ValueError(
+                "smtp_username: AUTH needs smtp_tls or smtp_starttls "
+                "(without TLS the password would cross the network in clear text)"
+            )
+        if self.smtp_cafile is not None and not self.smtp_cafile.is_file():
+            raise ValueError(f"smtp_cafile: {self.smtp_cafile} is not a readable file")
+        try:
+            if self.message_id_domain is not None:
+                self.message_id_domain = hostname(self.message_id_domain)
+            self.message_id_host()  # unset: the sender's domain, which must be one too
+        except ValueError as exc:
+            raise ValueError(f"message_id_domain: {exc}") from None
         return self
+
+    def message_id_host(self) -> str:
+        """The host name of every Message-ID: the setting, else the sender's domain."""
+        if self.message_id_domain is not None:
+            return self.message_id_domain
+        return hostname(str(self.from_address).rpartition("@")[2])
 
     @model_validator(mode="after")
     def _one_token_book(self) -> Self:

@@ -62,7 +62,12 @@ async def test_each_mapped_event_type_gives_exactly_the_expected_emails(
                     "unsubscribe_url": None,
                 },
             ).subject
-            mid = message_id(envelope.id, mail.recipient.email, mail.template)
+            mid = message_id(
+                envelope.id,
+                mail.recipient.email,
+                mail.template,
+                service.settings.message_id_host(),
+            )
             expected[(mail.recipient.email, mid)] = (subject, lang)
     assert len(expected) > 40
 

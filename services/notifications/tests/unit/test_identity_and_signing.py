@@ -19,12 +19,14 @@ SECRET = b"s3cret"
 
 
 def test_message_id_is_a_function_of_event_recipient_and_template() -> None:
-    a = message_id("ev-1", "a@x.example", "application_received")
-    assert a == message_id("ev-1", "A@X.example", "application_received")
-    assert re.fullmatch(r"<[a-z2-7]{52}@pearls>", a)
-    assert a != message_id("ev-2", "a@x.example", "application_received")
-    assert a != message_id("ev-1", "b@x.example", "application_received")
-    assert a != message_id("ev-1", "a@x.example", "application_accepted")
+    a = message_id("ev-1", "a@x.example", "application_received", "mail.pearls.example")
+    assert a == message_id("ev-1", "A@X.example", "application_received", "mail.pearls.example")
+    assert re.fullmatch(r"<[a-z2-7]{52}@mail\.pearls\.example>", a)
+    assert a != message_id("ev-2", "a@x.example", "application_received", "mail.pearls.example")
+    assert a != message_id("ev-1", "b@x.example", "application_received", "mail.pearls.example")
+    assert a != message_id("ev-1", "a@x.example", "application_accepted", "mail.pearls.example")
+    other_domain = message_id("ev-1", "a@x.example", "application_received", "other.example")
+    assert other_domain.split("@")[0] == a.split("@")[0]
 
 
 def test_unsubscribe_token_verifies_only_for_its_recipient_and_category() -> None:

@@ -54,7 +54,9 @@ def envelope(name: str, subject: str, unsubscribe: str | None = None) -> Envelop
         recipient_email="inese@kuldiga.example",
         recipient_name=name,
         subject=subject,
-        message_id=message_id("ev", "inese@kuldiga.example", "application_received"),
+        message_id=message_id(
+            "ev", "inese@kuldiga.example", "application_received", "pearls.example"
+        ),
         date=datetime(2026, 1, 1, tzinfo=UTC),
         text="Hello\n",
         html="<p>Hello</p>\n",
@@ -76,7 +78,9 @@ def test_message_is_multipart_alternative_with_text_and_html() -> None:
     assert parsed.get_body(("plain",)).get_content().rstrip() == "Hello"  # type: ignore[union-attr]
     assert str(parsed["To"]) == "Inese Bērziņa <inese@kuldiga.example>"
     assert str(parsed["Subject"]) == "Welcome, Kuldīga!"
-    assert parsed["Message-ID"].startswith("<") and parsed["Message-ID"].endswith("@pearls>")
+    assert parsed["Message-ID"].startswith("<") and parsed["Message-ID"].endswith(
+        "@pearls.example>"
+    )
     assert parsed.defects == []
 
 

@@ -212,7 +212,9 @@ def build_message(env: Envelope) -> EmailMessage:
     msg["To"] = address_header("To", env.recipient_name, env.recipient_email)
     msg["Subject"] = one_line(env.subject)
     msg["Date"] = format_datetime(env.date)
-    msg["Message-ID"] = env.message_id
+    # One line, never folded, whatever the length of the configured domain: a folded id
+    # reads back with the fold's space in front, and de-duplication compares strings.
+    msg["Message-ID"] = PreparedHeader("Message-ID", env.message_id)
     msg["Auto-Submitted"] = "auto-generated"  # RFC 3834: no auto-replies to us, please
     if env.unsubscribe_url:
         # RFC 8058 one-click: the client POSTs "List-Unsubscribe=One-Click" to the URL.

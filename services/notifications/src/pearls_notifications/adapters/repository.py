@@ -190,12 +190,14 @@ async def plan_delivery(
     event_type: str,
     correlation_id: str,
     status: str,
+    message_id_domain: str,
     delivery_id: uuid.UUID | None = None,
 ) -> bool:
     """Insert the delivery row; False when this (event, recipient, template) exists.
 
-    The row keeps the current trace (the consumer span of the causing event), so the
-    e-mail's delivery continues it and the trace id can be looked up from the row."""
+    The Message-ID is fixed here, once: every attempt of this e-mail carries it. The row
+    keeps the current trace (the consumer span of the causing event), so the e-mail's
+    delivery continues it and the trace id can be looked up from the row."""
     carrier = current_carrier()
     inserted = await conn.fetchval(
         "INSERT INTO deliveries (id, event_id, event_type, correlation_id, recipient,"
@@ -213,7 +215,7 @@ async def plan_delivery(
         mail.template,
         mail.category.value,
         mail.context,
-        message_id(event_id, mail.recipient.email, mail.template),
+        message_id(event_id, mail.recipient.email, mail.template, message_id_domain),
         status,
         trace_id_hex() if carrier else None,
         json.dumps(carrier) if carrier else None,

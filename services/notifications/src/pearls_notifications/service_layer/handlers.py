@@ -67,6 +67,7 @@ class Planner:
                 event_type=envelope.type,
                 correlation_id=envelope.correlation_id,
                 status=status,
+                message_id_domain=self.settings.message_id_host(),
             )
         if planned:
             # Delivered on commit: wakes the sender without waiting for its poll.

@@ -362,6 +362,7 @@ class Sender:
             event_type=DIGEST_EVENT_TYPE,
             correlation_id=event_id,
             status="pending",
+            message_id_domain=self.settings.message_id_host(),
             delivery_id=digest_id,
         )
         if not fresh:  # today's digest already went; late items wait for tomorrow's
