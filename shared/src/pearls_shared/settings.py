@@ -18,7 +18,9 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 class KafkaSettings(BaseSettings):
     """How to reach Kafka and how topics are created."""
 
-    model_config = SettingsConfigDict(env_prefix="KAFKA_", extra="ignore")
+    model_config = SettingsConfigDict(
+        env_prefix="KAFKA_", extra="ignore", hide_input_in_errors=True
+    )
 
     bootstrap_servers: str = Field(
         default="127.0.0.1:9092", description="Comma-separated host:port list."
@@ -155,7 +157,8 @@ class ServiceSettings(BaseSettings):
     """What every service's settings share. A service subclasses it with its own
     ``env_prefix`` (``PEARLS_<SERVICE>_``), database default and port."""
 
-    model_config = SettingsConfigDict(extra="ignore")
+    # A refused value is named, never echoed: the inputs hold passwords and tokens.
+    model_config = SettingsConfigDict(extra="ignore", hide_input_in_errors=True)
 
     database_url: SecretStr = Field(
         default=SecretStr("postgresql://pearls@127.0.0.1:5432/pearls"),
