@@ -134,7 +134,7 @@ async def _run(args: argparse.Namespace, workdir: Path) -> int:
         async with system:
             code = await _serve(args, system, stop, say)
     except RuntimeError as exc:  # a server that did not start, named with its log's tail
-        say(f"pearls-demo: {exc}")
+        _error(f"pearls-demo: {exc}")
         return 1
     say("stopped.")
     return code
@@ -165,20 +165,20 @@ async def _serve(
                 stop.set()
                 await watch
                 raise failed
-            return _died(stop, died, say)
+            return _died(stop, died)
         if args.exit_after_demo and not watch.done():
             stop.set()
     if not stop.is_set():
         _summary(system, say)
     died = await watch
     if died is not None:
-        return _died(stop, died, say)
+        return _died(stop, died)
     return 0
 
 
-def _died(stop: asyncio.Event, died: str, say: Callable[[str], None]) -> int:
+def _died(stop: asyncio.Event, died: str) -> int:
     stop.set()
-    say(f"pearls-demo: {died}; stopping everything")
+    _error(f"pearls-demo: {died}; stopping everything")
     return 1
 
 
@@ -241,6 +241,10 @@ async def _wait_for_mail(
         elif mail > 0 and loop.time() - quiet_since > quiet:
             return
         await asyncio.sleep(0.5)
+
+
+def _error(line: str) -> None:
+    print(printable(line), file=sys.stderr, flush=True)
 
 
 def _printer() -> Callable[[str], None]:
