@@ -4,7 +4,8 @@ A ``Run`` starts a command (``make run-system …`` or ``pearls-demo …``) in a
 session of its own, as a terminal would, so ``ctrl_c`` sends SIGINT to its
 whole foreground group like Ctrl-C does. ``processes`` lists everything the
 run started: the command's descendants and whatever mentions the run's work
-directory (PostgreSQL's server daemonises away from its parent).
+directory (PostgreSQL's server daemonises away from its parent), tracked from
+the start so that ``left_behind`` sees every one of them.
 """
 
 from __future__ import annotations
@@ -75,6 +76,10 @@ class Run:
         )
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
+        self._lock = threading.Lock()
+        # Remember every process of the run as it appears, so none can slip by unseen.
+        self._tracker = threading.Thread(target=self._track, daemon=True)
+        self._tracker.start()
 
     @classmethod
     def make(cls, workdir: Path, *targets: str) -> Run:
@@ -84,6 +89,11 @@ class Run:
         assert self.popen.stdout is not None
         for line in self.popen.stdout:
             self.lines.append(line.rstrip("\n"))
+
+    def _track(self) -> None:
+        while self.popen.poll() is None:
+            self.processes()
+            time.sleep(0.3)
 
     @property
     def output(self) -> str:
@@ -118,7 +128,7 @@ class Run:
         return entries
 
     def processes(self) -> dict[int, Proc]:
-        """Every process of this run alive now (and remembered: call it while all run)."""
+        """Every process of this run alive now (each is remembered for ``left_behind``)."""
         parents: dict[int, int] = {}
         for entry in Path("/proc").iterdir():
             if entry.name.isdigit() and (stat := _stat(int(entry.name))) is not None:
@@ -130,15 +140,22 @@ class Run:
             grew = bool(more)
             ours |= more
         ours |= {pid for pid in parents if str(self.workdir) in _args(pid)}
-        for pid in ours:
-            stat = _stat(pid)
-            if stat is not None and pid not in self._seen:
-                self._seen[pid] = Proc(pid, stat[2], _args(pid))
-        return {pid: p for pid, p in self._seen.items() if p.alive()}
+        with self._lock:
+            for pid in ours:
+                stat = _stat(pid)
+                if stat is not None and pid not in self._seen:
+                    self._seen[pid] = Proc(pid, stat[2], _args(pid))
+            seen = list(self._seen.values())
+        return {p.pid: p for p in seen if p.alive()}
+
+    def seen(self) -> list[Proc]:
+        """Every process of this run seen so far, running or not."""
+        with self._lock:
+            return list(self._seen.values())
 
     def left_behind(self) -> list[Proc]:
-        """Processes of this run seen earlier and still running."""
-        return [p for p in self._seen.values() if p.alive()]
+        """Processes of this run seen at any time and still running."""
+        return [p for p in self.seen() if p.alive()]
 
     def ctrl_c(self) -> None:
         os.killpg(self.popen.pid, signal.SIGINT)

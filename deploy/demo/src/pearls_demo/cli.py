@@ -124,14 +124,23 @@ async def run(args: argparse.Namespace) -> int:
 
 async def _run(args: argparse.Namespace, workdir: Path) -> int:
     stop = asyncio.Event()
+    started = False
+    say = _printer()
+
+    def interrupted() -> None:
+        if not stop.is_set() and not started:
+            # A server half-started cannot be abandoned: each one's stop is known once it runs.
+            say("Ctrl-C: stopping as soon as the servers being started are up ...")
+        stop.set()
+
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
+        loop.add_signal_handler(sig, interrupted)
 
-    say = _printer()
     system = System(workdir, mail_port=args.mail_port, say=say)
     try:
         async with system:
+            started = True
             code = await _serve(args, system, stop, say)
     except RuntimeError as exc:  # a server that did not start, named with its log's tail
         _error(f"pearls-demo: {exc}")
@@ -148,6 +157,8 @@ async def _serve(
     A service (or the sink, or Kafka) that dies on its own ends the run: said
     with its name and log, and a non-zero exit.
     """
+    if stop.is_set():  # Ctrl-C while the servers started
+        return 0
     watch = asyncio.create_task(system.wait_dead(stop))
     if not args.no_demo:
         for name, url in system.urls.items():
@@ -215,7 +226,8 @@ def _summary(system: System, say: Callable[[str], None]) -> None:
         say(f"  {name + ' API':<18} {url}/docs")
     say(f"  {'showcase':<18} {system.showcase_url}  (JSON: {system.showcase_url}.json)")
     say(f"  {'captured mail':<18} {system.mail_url}  (.eml files in {system.mail_dir})")
-    say(f"  {'events (Kafka)':<18} {system.bootstrap_servers}  topics {', '.join(CONTRACT_TOPICS)}")
+    topics = ", ".join(CONTRACT_TOPICS)
+    say(f"  {'events (Kafka)':<18} {system.bootstrap_servers}  (topics {topics})")
     say(f"  {'logs':<18} {system.log_dir}")
     say(f"  {'coordinator token':<18} {system.coordinator_token}")
     say("Ctrl-C stops everything.")
