@@ -94,9 +94,9 @@ def claim_workdir(workdir: Path) -> contextlib.ExitStack:
         other = lock.read().strip() or "?"
         held.close()
         raise AlreadyRunning(
-            f"pearls-demo is already running (pid {other}) with the work directory {workdir};"
-            " stop it first (Ctrl-C in its terminal), or give this run another work directory"
-            " (pearls-demo --workdir DIR; with make: make run RUN_ARGS='--workdir DIR')"
+            f"pearls-demo is already running (pid {other}) with the work directory {workdir}.\n"
+            "Stop it first (Ctrl-C in its terminal), or give this run a work directory of its"
+            " own: make run RUN_ARGS='--workdir DIR' (or pearls-demo --workdir DIR)."
         ) from None
     lock.seek(0)
     lock.truncate()
@@ -116,7 +116,7 @@ async def run(args: argparse.Namespace) -> int:
     try:
         claimed = claim_workdir(workdir)
     except AlreadyRunning as exc:
-        print(f"pearls-demo: {exc}", file=sys.stderr)
+        print(exc, file=sys.stderr)
         return 1
     with claimed:
         return await _run(args, workdir)
