@@ -38,7 +38,7 @@ from pearls_demo.scenario import (
     REVIEWERS,
     Demo,
     Progress,
-    application,
+    apply,
     awards_knows,
     call_request,
     carry_out,
@@ -177,13 +177,7 @@ async def test_one_city_from_its_application_to_the_award(system: Run, apis: Api
     call = await app.request(
         "POST", "/calls", expect=201, headers=app.coordinator, json=call_request(now, places=1)
     )
-    receipt = await app.request(
-        "POST",
-        f"/calls/{call['call_id']}/applications",
-        expect=201,
-        headers={"X-Correlation-ID": correlation},
-        json=application(CITY),
-    )
+    receipt = await apply(app, call["call_id"], CITY, {"X-Correlation-ID": correlation})
     pid, token = receipt["application_id"], receipt["applicant_token"]
     await app.request(
         "POST", f"/calls/{call['call_id']}/close", expect=200, headers=app.coordinator

@@ -24,6 +24,7 @@ import os
 import shutil
 import signal
 import sys
+import traceback
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
@@ -171,12 +172,15 @@ async def _serve(
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await demo
         elif (failed := demo.exception()) is not None:
-            died = system.dead()  # the demo fails first when a service dies under it
-            if died is None:
-                stop.set()
-                await watch
-                raise failed
-            return _died(stop, died)
+            # A service that dies under the demo fails its next request: name the service.
+            died = await system.wait_dead(stop, within=3.0)
+            if died is not None:
+                return _died(stop, died)
+            stop.set()
+            await watch
+            traceback.print_exception(failed)
+            _error(f"pearls-demo: the demo stopped: {failed}; the services' logs: {system.log_dir}")
+            return 1
         if args.exit_after_demo and not watch.done():
             stop.set()
     if not stop.is_set():

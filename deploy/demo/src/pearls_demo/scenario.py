@@ -272,6 +272,20 @@ class Demo:
         return response.json() if response.content else None
 
 
+async def apply(
+    demo: Demo, call_id: str, city: City, headers: dict[str, str] | None = None
+) -> dict[str, Any]:
+    """The city's application to the call; its receipt (application id, applicant token)."""
+    receipt: dict[str, Any] = await demo.request(
+        "POST",
+        f"/calls/{call_id}/applications",
+        expect=201,
+        headers=headers,
+        json=application(city),
+    )
+    return receipt
+
+
 async def register_reviewers(
     demo: Demo, reviewers: tuple[tuple[str, str, str, str], ...] = REVIEWERS
 ) -> dict[str, str]:
@@ -346,22 +360,9 @@ async def play(
         receipts: dict[str, dict[str, Any]] = {}
         for number, city in enumerate(CITIES):
             key = f"demo-{number}-{call_id}"
-            receipt = await demo.request(
-                "POST",
-                f"/calls/{call_id}/applications",
-                expect=201,
-                headers={"Idempotency-Key": key},
-                json=application(city),
-            )
-            receipts[city.name] = receipt
+            receipts[city.name] = await apply(demo, call_id, city, {"Idempotency-Key": key})
             say(f"> {city.name} ({city.country}) applied")
-        retry = await demo.request(
-            "POST",
-            f"/calls/{call_id}/applications",
-            expect=201,
-            headers={"Idempotency-Key": f"demo-2-{call_id}"},
-            json=application(CITIES[2]),
-        )
+        retry = await apply(demo, call_id, CITIES[2], {"Idempotency-Key": f"demo-2-{call_id}"})
         assert retry["application_id"] == receipts["Husum"]["application_id"]
         say("> Husum's browser retried the same submission: the first answer came back")
         twice = await client.post(

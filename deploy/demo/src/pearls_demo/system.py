@@ -174,12 +174,17 @@ class System:
             return f"Kafka exited unexpectedly; its logs: {self.workdir / 'kafka'}"
         return None
 
-    async def wait_dead(self, stop: asyncio.Event, interval: float = 0.5) -> str | None:
-        """Return what died as soon as something does, or None once ``stop`` is set."""
-        while not stop.is_set():
+    async def wait_dead(
+        self, stop: asyncio.Event, *, within: float | None = None, interval: float = 0.2
+    ) -> str | None:
+        """What died, as soon as something does; None once ``stop`` is set (or after
+        ``within`` seconds, when given)."""
+        loop = asyncio.get_running_loop()
+        deadline = None if within is None else loop.time() + within
+        while not stop.is_set() and (deadline is None or loop.time() < deadline):
             died = self.dead()
             if died is not None:
                 return died
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), timeout=interval)
-        return None
+        return self.dead() if within is not None else None
