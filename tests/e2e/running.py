@@ -143,8 +143,11 @@ class Run:
         with self._lock:
             for pid in ours:
                 stat = _stat(pid)
-                if stat is not None and pid not in self._seen:
-                    self._seen[pid] = Proc(pid, stat[2], _args(pid))
+                known = self._seen.get(pid)
+                if stat is not None and (known is None or known.started == stat[2]):
+                    # Read again each time: a child seen between fork and exec shows its
+                    # parent's command line until then.
+                    self._seen[pid] = Proc(pid, stat[2], _args(pid) or (known and known.args) or "")
             seen = list(self._seen.values())
         return {p.pid: p for p in seen if p.alive()}
 
