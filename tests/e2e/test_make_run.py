@@ -61,7 +61,8 @@ def test_a_service_that_dies_under_the_demo_is_named_and_the_whole_run_stops() -
             run.output,
             re.M,
         ), run.output[-3000:]
-        assert "demo done" not in run.output and "Pearls is running" not in run.output
+        assert "demo done" not in run.output, run.output
+        assert "Pearls is running" not in run.output, run.output
         assert run.lines[-3:-1] == ["stopping ...", "stopped."], run.output[-3000:]
         # Everything else stopped with it: Kafka's JVM, PostgreSQL, the sink, the other services.
         started = " ".join(p.args for p in running.values())

@@ -181,7 +181,10 @@ async def _serve(
             traceback.print_exception(failed)
             _error(f"pearls-demo: the demo stopped: {failed}; the services' logs: {system.log_dir}")
             return 1
-        if args.exit_after_demo and not watch.done():
+        if watch.done():  # something died under the demo, or Ctrl-C
+            died = watch.result()
+            return 0 if died is None else _died(stop, died)
+        if args.exit_after_demo:
             stop.set()
     if not stop.is_set():
         _summary(system, say)
