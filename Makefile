@@ -8,16 +8,26 @@ PYTEST_ARGS ?=
 # uv runs everything on an interpreter with the CVE-2024-6923 fix (see deploy/python.sh).
 export UV_PYTHON = $(shell bash deploy/python.sh 2>/dev/null)
 
-.PHONY: help setup run test lint typecheck imports schemas pytest infra bench clean
+.PHONY: help setup run run-system test lint typecheck imports schemas pytest infra bench clean
 
 help: ## Show the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-11s %s\n", $$1, $$2}'
+	@echo '  options of make run: DEMO=0 (no demo), RUN_ARGS="--workdir DIR --mail-port N ..."'
+	@echo '                       (pearls-demo --help lists them)'
 
 setup: ## Install Python dependencies (uv) and the Kafka broker's jars (Maven)
 	@bash deploy/setup.sh
 
-run: setup ## Start the whole system locally and play the demo (Ctrl-C stops it)
-	@$(UV) run --locked pearls-demo
+# make run DEMO=0 starts the system without the demo; RUN_ARGS passes options to
+# pearls-demo (e.g. RUN_ARGS="--workdir /tmp/pearls --mail-port 8025"; see pearls-demo --help).
+DEMO ?= 1
+RUN_ARGS ?=
+
+run: setup ## The whole system locally, with the demo (DEMO=0: without); Ctrl-C stops it
+	@$(UV) run --locked pearls-demo $(if $(filter 0 no false,$(DEMO)),--no-demo) $(RUN_ARGS)
+
+run-system: setup ## The whole system locally, without the demo (same as make run DEMO=0)
+	@$(UV) run --locked pearls-demo --no-demo $(RUN_ARGS)
 
 test: setup lint pytest ## Lint, type checks, import contract, schema check and all tests
 

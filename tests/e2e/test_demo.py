@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import email
-import email.policy
 import re
 import shutil
 import subprocess
@@ -11,15 +9,15 @@ import sys
 import uuid
 from collections import Counter
 from collections.abc import Iterator
-from email.message import EmailMessage
 from pathlib import Path
 
 import pytest
 
+from tests.e2e.mail import read_mail, subject, subject_patterns, template, to
+
 pytestmark = pytest.mark.integration
 
 ROOT = Path(__file__).resolve().parents[2]
-TEMPLATES = ROOT / "services" / "notifications" / "src" / "pearls_notifications" / "templates"
 
 # The people of the demo (deploy/demo/src/pearls_demo/scenario.py).
 INESE, MART = "inese@kuldiga.example", "mart@viljandi.example"
@@ -118,32 +116,6 @@ def workdir() -> Iterator[Path]:
     shutil.rmtree(path, ignore_errors=True)
 
 
-def _subject_patterns() -> dict[str, list[re.Pattern[str]]]:
-    """Template name -> its subject lines (every language) as patterns."""
-    patterns: dict[str, list[re.Pattern[str]]] = {}
-    for path in sorted(TEMPLATES.glob("*/*.subject")):
-        literal = re.split(r"\{\{.*?\}\}", " ".join(path.read_text(encoding="utf-8").split()))
-        patterns.setdefault(path.stem, []).append(re.compile(".+?".join(map(re.escape, literal))))
-    return patterns
-
-
-def _subject(mail: EmailMessage) -> str:
-    # Long subjects are folded; unfolding may leave doubled or leading blanks.
-    return " ".join(str(mail["Subject"]).split())
-
-
-def _template(mail: EmailMessage, patterns: dict[str, list[re.Pattern[str]]]) -> str:
-    """Which template an e-mail was written from, told by its subject alone."""
-    subject = _subject(mail)
-    found = {name for name, ps in patterns.items() if any(p.fullmatch(subject) for p in ps)}
-    assert len(found) == 1, f"subject {subject!r} fits templates {found or 'none'}"
-    return found.pop()
-
-
-def _to(mail: EmailMessage) -> str:
-    return str(mail["To"].addresses[0].addr_spec)
-
-
 def _events(output: str, event_type: str) -> list[str]:
     return [line for line in output.splitlines() if line.startswith(f"  event  {event_type} ")]
 
@@ -192,14 +164,11 @@ def test_the_demo_plays_through_the_public_api_and_mails_everyone_once(workdir: 
     # Mail: German for the German contact, and nobody twice.
     assert "application_accepted         -> frauke@husum.example [de]" in output
     assert "demo done: " in output and "(0 failed)" in output
-    mails: list[EmailMessage] = [
-        email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
-        for path in sorted((workdir / "mail").glob("*.eml"))
-    ]
+    mails = read_mail(workdir / "mail")
     sent = output.count("  mail   sent ")
     assert len(mails) == sent >= 13
     assert len({m["Message-ID"] for m in mails}) == len(mails)
-    husum = [m for m in mails if _to(m) == FRAUKE]
+    husum = [m for m in mails if to(m) == FRAUKE]
     assert husum and all(m.get_content_type() == "multipart/alternative" for m in husum)
 
     # -- mentoring, as events on pearls.mentoring.v1 ---------------------------------------
@@ -253,24 +222,24 @@ def test_the_demo_plays_through_the_public_api_and_mails_everyone_once(workdir: 
     assert "-> Youth festival board (Kuldīga, LV)" in output
 
     # -- mentoring, at the SMTP sink: every e-mail once ------------------------------------
-    patterns = _subject_patterns()
-    arrived = Counter((_template(m, patterns), _to(m)) for m in mails)
+    patterns = subject_patterns()
+    arrived = Counter((template(m, patterns), to(m)) for m in mails)
     printed = Counter(re.findall(r"^  mail   sent   (\w+) +-> (\S+) \[", output, re.M))
     assert arrived == printed  # what the terminal said went out is what arrived
-    mentoring = [m for m in mails if _template(m, patterns) in MENTORING_TEMPLATES]
-    assert Counter((_template(m, patterns), _to(m)) for m in mentoring) == MENTORING_MAIL
-    twice = [k for k, n in Counter((_to(m), _subject(m)) for m in mentoring).items() if n > 1]
+    mentoring = [m for m in mails if template(m, patterns) in MENTORING_TEMPLATES]
+    assert Counter((template(m, patterns), to(m)) for m in mentoring) == MENTORING_MAIL
+    twice = [k for k, n in Counter((to(m), subject(m)) for m in mentoring).items() if n > 1]
     assert not twice, f"the same mail arrived twice: {twice}"
-    to_kadri = {_subject(m) for m in mentoring if _to(m) == KADRI}
+    to_kadri = {subject(m) for m in mentoring if to(m) == KADRI}
     assert {
         "Action plan to review: Kuldīga (revision 1)",
         "Action plan to review: Kuldīga (revision 2)",
     } <= to_kadri
     # In the recipient's language: German for Claudia Becker, English for Kadri Tamm (et).
-    assert {m["Content-Language"] for m in mentoring if _to(m) == CLAUDIA} == {"de"}
-    assert {m["Content-Language"] for m in mentoring if _to(m) == KADRI} == {"en"}
+    assert {m["Content-Language"] for m in mentoring if to(m) == CLAUDIA} == {"de"}
+    assert {m["Content-Language"] for m in mentoring if to(m) == KADRI} == {"en"}
     # The invitation gives the session's own wall-clock time and offset (Tallinn, winter).
-    [invitation] = [m for m in mentoring if _template(m, patterns) == "session_scheduled"][:1]
+    [invitation] = [m for m in mentoring if template(m, patterns) == "session_scheduled"][:1]
     text = invitation.get_body(preferencelist=("plain",)).get_content()
     assert "14:00 UTC+02:00" in text, text
 
@@ -362,11 +331,11 @@ def test_the_demo_plays_through_the_public_api_and_mails_everyone_once(workdir: 
     ]
 
     # -- awards, at the SMTP sink: every e-mail exactly once -------------------------------
-    awards = [m for m in mails if _template(m, patterns) in AWARD_TEMPLATES]
-    assert Counter((_template(m, patterns), _to(m)) for m in awards) == AWARD_MAIL
-    twice = [k for k, n in Counter((_to(m), _subject(m)) for m in awards).items() if n > 1]
+    awards = [m for m in mails if template(m, patterns) in AWARD_TEMPLATES]
+    assert Counter((template(m, patterns), to(m)) for m in awards) == AWARD_MAIL
+    twice = [k for k, n in Counter((to(m), subject(m)) for m in awards).items() if n > 1]
     assert not twice, f"the same mail arrived twice: {twice}"
-    subjects = {(_template(m, patterns), _to(m)): _subject(m) for m in awards}
+    subjects = {(template(m, patterns), to(m)): subject(m) for m in awards}
     assert subjects[("award_granted", LIGA)] == "Cēsis receives the BSR Cultural Pearls Award"
     assert subjects[("award_nominated", KARIN)] == (
         "Ystad is nominated for the BSR Cultural Pearls Award"
@@ -376,5 +345,5 @@ def test_the_demo_plays_through_the_public_api_and_mails_everyone_once(workdir: 
     assert subjects[("award_jury_invited", BIRGIT)].startswith(
         "Sie sind in der Jury: BSR Cultural Pearls Award "
     )
-    assert {m["Content-Language"] for m in awards if _to(m) == BIRGIT} == {"de"}
-    assert {m["Content-Language"] for m in awards if _to(m) in (KADRI, PIOTR)} == {"en"}
+    assert {m["Content-Language"] for m in awards if to(m) == BIRGIT} == {"de"}
+    assert {m["Content-Language"] for m in awards if to(m) in (KADRI, PIOTR)} == {"en"}

@@ -19,40 +19,22 @@ import argparse
 import asyncio
 import contextlib
 import fcntl
-import json
 import logging
 import os
 import shutil
 import signal
-import socket
 import sys
+import traceback
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 
-from pearls_demo.processes import Child, python_module, wait_ready
 from pearls_demo.scenario import play
+from pearls_demo.system import System
 from pearls_demo.watch import tail_events
 from pearls_localinfra._proc import repo_root
-from pearls_localinfra.kafka import KafkaCluster
-from pearls_localinfra.postgres import PostgresCluster
 from pearls_shared.lines import printable
-
-SERVICES = ("applications", "mentoring", "awards", "notifications")
-DEMO_COORDINATOR_TOKEN = "demo-coordinator-token"  # noqa: S105 - local demo only
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def _script(name: str) -> str:
-    """A console script of this environment, even when its bin/ is not on PATH."""
-    beside = Path(sys.executable).parent / name
-    return str(beside) if beside.exists() else name
+from pearls_shared.topics import CONTRACT_TOPICS
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -73,6 +55,11 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         default=None,
         help="port of the captured-mail page (default: a free one, printed at start)",
+    )
+    parser.add_argument(
+        "--no-demo",
+        action="store_true",
+        help="start the system without playing the demo (empty databases; runs until Ctrl-C)",
     )
     parser.add_argument(
         "--exit-after-demo",
@@ -108,8 +95,9 @@ def claim_workdir(workdir: Path) -> contextlib.ExitStack:
         other = lock.read().strip() or "?"
         held.close()
         raise AlreadyRunning(
-            f"pearls-demo is already running (pid {other}) with the work directory {workdir};"
-            " stop it first (Ctrl-C in its terminal), or give this run another --workdir"
+            f"pearls-demo is already running (pid {other}) with the work directory {workdir}.\n"
+            "Stop it first (Ctrl-C in its terminal), or give this run a work directory of its"
+            " own: make run RUN_ARGS='--workdir DIR' (or pearls-demo --workdir DIR)."
         ) from None
     lock.seek(0)
     lock.truncate()
@@ -129,124 +117,127 @@ async def run(args: argparse.Namespace) -> int:
     try:
         claimed = claim_workdir(workdir)
     except AlreadyRunning as exc:
-        print(f"pearls-demo: {exc}", file=sys.stderr)
+        print(exc, file=sys.stderr)
         return 1
     with claimed:
         return await _run(args, workdir)
 
 
 async def _run(args: argparse.Namespace, workdir: Path) -> int:
-    mail_port: int = args.mail_port or _free_port()
     stop = asyncio.Event()
+    started = False
+    say = _printer()
+
+    def interrupted() -> None:
+        if not stop.is_set() and not started:
+            # A server half-started cannot be abandoned: each one's stop is known once it runs.
+            say("Ctrl-C: stopping as soon as the servers being started are up ...")
+        stop.set()
+
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
+        loop.add_signal_handler(sig, interrupted)
 
-    say = _printer()
-    children: list[Child] = []
-    with contextlib.ExitStack() as infra:
-        say(f"starting PostgreSQL and Kafka (logs in {workdir}) ...")
-        postgres = PostgresCluster(workdir / "postgres")
-        # Thrown away at the end: each stop is followed by removing the data (LIFO).
-        infra.callback(postgres.discard_data)
-        await asyncio.to_thread(postgres.start)
-        infra.callback(postgres.stop)
-        kafka = KafkaCluster(nodes=1, workdir=workdir / "kafka")
-        infra.callback(kafka.discard_data)
-        await asyncio.to_thread(kafka.start)
-        infra.callback(kafka.stop)
-        common = {
-            "KAFKA_BOOTSTRAP_SERVERS": kafka.bootstrap_servers,
-            "KAFKA_TOPIC_PARTITIONS": "3",
-        }
-
-        smtp_port = _free_port()
-        sink = Child(
-            "smtp-sink",
-            python_module(
-                "pearls_notifications.devsmtp",
-                "--port",
-                str(smtp_port),
-                "--http-port",
-                str(mail_port),
-                "--maildir",
-                str(workdir / "mail"),
-            ),
-            {},
-            workdir / "logs" / "smtp-sink.log",
-        )
-        ports = {name: _free_port() for name in SERVICES}
-        coordinators = json.dumps([{"id": "demo-coordinator", "token": DEMO_COORDINATOR_TOKEN}])
-        env = {
-            "applications": {"PEARLS_APPLICATIONS_COORDINATORS": coordinators},
-            "mentoring": {
-                "PEARLS_MENTORING_COORDINATORS": coordinators,
-                # The demo cannot wait minutes: match and look for overdue milestones every second.
-                "PEARLS_MENTORING_MATCHING_INTERVAL_S": "1",
-                "PEARLS_MENTORING_OVERDUE_INTERVAL_S": "1",
-            },
-            "awards": {
-                "PEARLS_AWARDS_COORDINATORS": coordinators,
-                # The showcase's pages and feed link to themselves with this address.
-                "PEARLS_AWARDS_PUBLIC_BASE_URL": f"http://127.0.0.1:{ports['awards']}",
-            },
-            "notifications": {
-                "PEARLS_NOTIFICATIONS_SMTP_HOST": "127.0.0.1",
-                "PEARLS_NOTIFICATIONS_SMTP_PORT": str(smtp_port),
-                "PEARLS_NOTIFICATIONS_SMTP_STARTTLS": "false",
-                "PEARLS_NOTIFICATIONS_COORDINATOR_TOKENS": DEMO_COORDINATOR_TOKEN,
-                "PEARLS_NOTIFICATIONS_PUBLIC_BASE_URL": f"http://127.0.0.1:{ports['notifications']}",
-            },
-        }
-        for name in SERVICES:
-            dsn = await asyncio.to_thread(postgres.create_database, name, name, name)
-            children.append(
-                Child(
-                    name,
-                    [_script(f"pearls-{name}"), "--host", "127.0.0.1", "--port", str(ports[name])],
-                    {**common, f"PEARLS_{name.upper()}_DATABASE_URL": dsn, **env[name]},
-                    workdir / "logs" / f"{name}.log",
-                )
-            )
-        seen: Counter[str] = Counter()
-        tail: asyncio.Task[None] | None = None
-        try:
-            await sink.start()
-            await wait_ready(sink, f"http://127.0.0.1:{mail_port}/")
-            for child in children:
-                await child.start()
-            for child, name in zip(children, SERVICES, strict=True):
-                await wait_ready(child, f"http://127.0.0.1:{ports[name]}/readyz")
-                say(f"{name:<14} http://127.0.0.1:{ports[name]}/docs")
-            say(f"{'captured mail':<14} http://127.0.0.1:{mail_port}/")
-            # The services created the topics at start-up: now they can be tailed.
-            tail = asyncio.create_task(tail_events(kafka.bootstrap_servers, stop, seen, say))
-            say("playing the demo through the public HTTP API ...")
-            await play(
-                f"http://127.0.0.1:{ports['applications']}",
-                f"http://127.0.0.1:{ports['mentoring']}",
-                f"http://127.0.0.1:{ports['awards']}",
-                coordinator_token=DEMO_COORDINATOR_TOKEN,
-                say=say,
-            )
-            await _wait_for_mail(seen, stop, within=120)
-            say(
-                f"demo done: {sum(n for t, n in seen.items() if 'notification' not in t)} events,"
-                f" {seen['pearls.notification.sent']} emails sent"
-                f" ({seen['pearls.notification.failed']} failed)."
-            )
-            if not args.exit_after_demo:
-                say(f"read the mail at http://127.0.0.1:{mail_port}/ ; Ctrl-C stops everything")
-                await _watch([*children, sink], stop)
-        finally:
-            stop.set()
-            if tail is not None:
-                await tail
-            say("stopping ...")
-            for child in reversed([sink, *children]):
-                await child.stop()
+    system = System(workdir, mail_port=args.mail_port, say=say)
+    try:
+        async with system:
+            started = True
+            code = await _serve(args, system, stop, say)
+    except RuntimeError as exc:  # a server that did not start, named with its log's tail
+        _error(f"pearls-demo: {exc}")
+        return 1
     say("stopped.")
+    return code
+
+
+async def _serve(
+    args: argparse.Namespace, system: System, stop: asyncio.Event, say: Callable[[str], None]
+) -> int:
+    """Show the addresses, play the demo (unless --no-demo), then run until Ctrl-C.
+
+    A service (or the sink, or Kafka) that dies on its own ends the run: said
+    with its name and log, and a non-zero exit.
+    """
+    if stop.is_set():  # Ctrl-C while the servers started
+        return 0
+    watch = asyncio.create_task(system.wait_dead(stop))
+    if not args.no_demo:
+        for name, url in system.urls.items():
+            say(f"{name:<14} {url}/docs")
+        say(f"{'captured mail':<14} {system.mail_url}")
+        demo = asyncio.create_task(_demo(system, stop, say))
+        await asyncio.wait({demo, watch}, return_when=asyncio.FIRST_COMPLETED)
+        if not demo.done():
+            demo.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await demo
+        elif (failed := demo.exception()) is not None:
+            # A service that dies under the demo fails its next request: name the service.
+            died = await system.wait_dead(stop, within=3.0)
+            if died is not None:
+                return _died(stop, died)
+            stop.set()
+            await watch
+            traceback.print_exception(failed)
+            _error(f"pearls-demo: the demo stopped: {failed}; the services' logs: {system.log_dir}")
+            return 1
+        if watch.done():  # something died under the demo, or Ctrl-C
+            died = watch.result()
+            return 0 if died is None else _died(stop, died)
+        if args.exit_after_demo:
+            stop.set()
+    if not stop.is_set():
+        _summary(system, say)
+    died = await watch
+    if died is not None:
+        return _died(stop, died)
     return 0
+
+
+def _died(stop: asyncio.Event, died: str) -> int:
+    stop.set()
+    _error(f"pearls-demo: {died}; stopping everything")
+    return 1
+
+
+async def _demo(system: System, stop: asyncio.Event, say: Callable[[str], None]) -> None:
+    seen: Counter[str] = Counter()
+    done = asyncio.Event()  # the tail stops with the demo, or with the run
+    # The services created the topics at start-up: now they can be tailed.
+    tail = asyncio.create_task(tail_events(system.bootstrap_servers, done, seen, say))
+    try:
+        say("playing the demo through the public HTTP API ...")
+        await play(
+            system.urls["applications"],
+            system.urls["mentoring"],
+            system.urls["awards"],
+            coordinator_token=system.coordinator_token,
+            say=say,
+        )
+        await _wait_for_mail(seen, stop, within=120)
+        say(
+            f"demo done: {sum(n for t, n in seen.items() if 'notification' not in t)} events,"
+            f" {seen['pearls.notification.sent']} emails sent"
+            f" ({seen['pearls.notification.failed']} failed)."
+        )
+    finally:
+        done.set()
+        await tail
+
+
+def _summary(system: System, say: Callable[[str], None]) -> None:
+    """Where to look, once everything runs."""
+    say("")
+    say("Pearls is running. Where to look:")
+    for name, url in system.urls.items():
+        say(f"  {name + ' API':<18} {url}/docs")
+    say(f"  {'showcase':<18} {system.showcase_url}  (JSON: {system.showcase_url}.json)")
+    say(f"  {'captured mail':<18} {system.mail_url}  (.eml files in {system.mail_dir})")
+    topics = ", ".join(CONTRACT_TOPICS)
+    say(f"  {'events (Kafka)':<18} {system.bootstrap_servers}  (topics {topics})")
+    say(f"  {'logs':<18} {system.log_dir}")
+    say(f"  {'coordinator token':<18} {system.coordinator_token}")
+    say("Ctrl-C stops everything.")
 
 
 async def _wait_for_mail(
@@ -271,14 +262,8 @@ async def _wait_for_mail(
         await asyncio.sleep(0.5)
 
 
-async def _watch(children: list[Child], stop: asyncio.Event) -> None:
-    while not stop.is_set():
-        for child in children:
-            if not child.alive():
-                print(f"{child.name} exited unexpectedly; see {child.log_path}", file=sys.stderr)
-                stop.set()
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), timeout=1.0)
+def _error(line: str) -> None:
+    print(printable(line), file=sys.stderr, flush=True)
 
 
 def _printer() -> Callable[[str], None]:

@@ -212,6 +212,40 @@ def application(city: City) -> dict[str, Any]:
     }
 
 
+def call_request(now: datetime, places: int = PLACES) -> dict[str, Any]:
+    """The call the demo opens: open for an hour, smaller and medium-sized places, a rubric."""
+    return {
+        "title": {
+            "en": "BSR Cultural Pearls: learning and mentoring programme",
+            "de": "BSR Cultural Pearls: Lern- und Mentoringprogramm",
+        },
+        "description": {"en": "Culture and social resilience for smaller cities and regions."},
+        "closes_at": (now + timedelta(hours=1)).isoformat(),
+        "places": places,
+        "population_min": 5_000,
+        "population_max": 150_000,
+        "rubric": {
+            "scale_min": 1,
+            "scale_max": 5,
+            "criteria": [
+                {
+                    "key": "relevance",
+                    "label": {"en": "Relevance for social resilience"},
+                    "weight": 2,
+                },
+                {
+                    "key": "feasibility",
+                    "label": {"en": "Feasibility of the plan"},
+                    "weight": 1,
+                },
+                {"key": "community", "label": {"en": "Community engagement"}, "weight": 1},
+            ],
+        },
+        "reviews_required": 2,
+        "conflict_same_country": True,
+    }
+
+
 class Demo:
     def __init__(self, client: httpx.AsyncClient, coordinator: str, say: Callable[[str], None]):
         self.client = client
@@ -238,6 +272,68 @@ class Demo:
         return response.json() if response.content else None
 
 
+async def apply(
+    demo: Demo, call_id: str, city: City, headers: dict[str, str] | None = None
+) -> dict[str, Any]:
+    """The city's application to the call; its receipt (application id, applicant token)."""
+    receipt: dict[str, Any] = await demo.request(
+        "POST",
+        f"/calls/{call_id}/applications",
+        expect=201,
+        headers=headers,
+        json=application(city),
+    )
+    return receipt
+
+
+async def register_reviewers(
+    demo: Demo, reviewers: tuple[tuple[str, str, str, str], ...] = REVIEWERS
+) -> dict[str, str]:
+    """The coordinator registers the reviewers; their tokens by reviewer id."""
+    tokens = {}
+    for reviewer_id, name, city_name, country in reviewers:
+        registered = await demo.request(
+            "POST",
+            "/reviewers",
+            expect=201,
+            headers=demo.coordinator,
+            json={
+                "reviewer_id": reviewer_id,
+                "name": name,
+                "city_name": city_name,
+                "country": country,
+            },
+        )
+        tokens[reviewer_id] = registered["token"]
+    return tokens
+
+
+async def review(
+    demo: Demo, call_id: str, tokens: dict[str, str], quality: dict[str, int]
+) -> dict[str, Any]:
+    """Reviews spread by the service, each scored after the application's quality (1-5);
+    the spread (assigned, and refused for a conflict of interest) is returned."""
+    spread: dict[str, Any] = await demo.request(
+        "POST", f"/calls/{call_id}/assignments/auto", expect=200, headers=demo.coordinator
+    )
+    for reviewer_id, token in tokens.items():
+        auth = {"Authorization": f"Bearer {token}"}
+        mine = await demo.request("GET", "/reviewers/me/assignments", expect=200, headers=auth)
+        for assignment in mine:
+            q = quality[assignment["application_id"]]
+            await demo.request(
+                "POST",
+                f"/applications/{assignment['application_id']}/reviews",
+                expect=201,
+                headers=auth,
+                json={
+                    "scores": {"relevance": q, "feasibility": max(1, q - 1), "community": q},
+                    "comment": f"Reviewed by {reviewer_id}.",
+                },
+            )
+    return spread
+
+
 async def play(
     applications_url: str,
     mentoring_url: str,
@@ -256,42 +352,7 @@ async def play(
         awards = Demo(awards_client, coordinator_token, say)
         now = datetime.now(UTC)
         call = await demo.request(
-            "POST",
-            "/calls",
-            expect=201,
-            headers=demo.coordinator,
-            json={
-                "title": {
-                    "en": "BSR Cultural Pearls: learning and mentoring programme",
-                    "de": "BSR Cultural Pearls: Lern- und Mentoringprogramm",
-                },
-                "description": {
-                    "en": "Culture and social resilience for smaller cities and regions."
-                },
-                "closes_at": (now + timedelta(hours=1)).isoformat(),
-                "places": PLACES,
-                "population_min": 5_000,
-                "population_max": 150_000,
-                "rubric": {
-                    "scale_min": 1,
-                    "scale_max": 5,
-                    "criteria": [
-                        {
-                            "key": "relevance",
-                            "label": {"en": "Relevance for social resilience"},
-                            "weight": 2,
-                        },
-                        {
-                            "key": "feasibility",
-                            "label": {"en": "Feasibility of the plan"},
-                            "weight": 1,
-                        },
-                        {"key": "community", "label": {"en": "Community engagement"}, "weight": 1},
-                    ],
-                },
-                "reviews_required": 2,
-                "conflict_same_country": True,
-            },
+            "POST", "/calls", expect=201, headers=demo.coordinator, json=call_request(now)
         )
         call_id = call["call_id"]
         say(f"> coordinator opened the call ({PLACES} places, population 5,000-150,000)")
@@ -299,22 +360,9 @@ async def play(
         receipts: dict[str, dict[str, Any]] = {}
         for number, city in enumerate(CITIES):
             key = f"demo-{number}-{call_id}"
-            receipt = await demo.request(
-                "POST",
-                f"/calls/{call_id}/applications",
-                expect=201,
-                headers={"Idempotency-Key": key},
-                json=application(city),
-            )
-            receipts[city.name] = receipt
+            receipts[city.name] = await apply(demo, call_id, city, {"Idempotency-Key": key})
             say(f"> {city.name} ({city.country}) applied")
-        retry = await demo.request(
-            "POST",
-            f"/calls/{call_id}/applications",
-            expect=201,
-            headers={"Idempotency-Key": f"demo-2-{call_id}"},
-            json=application(CITIES[2]),
-        )
+        retry = await apply(demo, call_id, CITIES[2], {"Idempotency-Key": f"demo-2-{call_id}"})
         assert retry["application_id"] == receipts["Husum"]["application_id"]
         say("> Husum's browser retried the same submission: the first answer came back")
         twice = await client.post(
@@ -328,45 +376,14 @@ async def play(
 
         await demo.request("POST", f"/calls/{call_id}/close", expect=200, headers=demo.coordinator)
         say("> coordinator closed the call; review begins")
-        tokens = {}
-        for reviewer_id, name, city_name, country in REVIEWERS:
-            registered = await demo.request(
-                "POST",
-                "/reviewers",
-                expect=201,
-                headers=demo.coordinator,
-                json={
-                    "reviewer_id": reviewer_id,
-                    "name": name,
-                    "city_name": city_name,
-                    "country": country,
-                },
-            )
-            tokens[reviewer_id] = registered["token"]
-        spread = await demo.request(
-            "POST", f"/calls/{call_id}/assignments/auto", expect=200, headers=demo.coordinator
-        )
+        tokens = await register_reviewers(demo)
+        quality = {receipts[c.name]["application_id"]: c.quality for c in CITIES}
+        spread = await review(demo, call_id, tokens, quality)
         refused = ", ".join(f"{r['reviewer_id']} ({r['reason']})" for r in spread["refused"])
         say(
-            f"> {len(spread['assigned'])} review assignments spread over 3 reviewers"
+            f"> {len(spread['assigned'])} review assignments spread over {len(tokens)} reviewers"
             + (f"; conflicts skipped: {refused}" if refused else "")
         )
-        quality = {receipts[c.name]["application_id"]: c.quality for c in CITIES}
-        for reviewer_id, token in tokens.items():
-            auth = {"Authorization": f"Bearer {token}"}
-            mine = await demo.request("GET", "/reviewers/me/assignments", expect=200, headers=auth)
-            for assignment in mine:
-                q = quality[assignment["application_id"]]
-                await demo.request(
-                    "POST",
-                    f"/applications/{assignment['application_id']}/reviews",
-                    expect=201,
-                    headers=auth,
-                    json={
-                        "scores": {"relevance": q, "feasibility": max(1, q - 1), "community": q},
-                        "comment": f"Reviewed by {reviewer_id}.",
-                    },
-                )
         say("> reviewers scored every application on the call's rubric")
         pool = await register_mentors(mentoring)
 
@@ -465,9 +482,9 @@ async def wait_until(
         await asyncio.sleep(0.5)
 
 
-async def register_mentors(mentoring: Demo) -> Pool:
+async def register_mentors(mentoring: Demo, mentors: tuple[dict[str, Any], ...] = MENTORS) -> Pool:
     pool: Pool = {}
-    for body in MENTORS:
+    for body in mentors:
         reply = await mentoring.request(
             "POST", "/mentors", expect=201, headers=mentoring.coordinator, json=body
         )
@@ -953,6 +970,36 @@ LATE_REPORTS = (
 )
 
 
+def round_request(
+    title: str, jurors: tuple[dict[str, str], ...] = JURORS, awards_count: int = AWARDS_COUNT
+) -> dict[str, Any]:
+    """The demo's award round: open for an hour, the BSR rule with one additional award."""
+    return {
+        "title": {"en": title},
+        "closes_at": (datetime.now(UTC) + timedelta(hours=1)).isoformat(),
+        "criteria": [
+            {
+                "criterion_id": key,
+                "name": {"en": name},
+                "weight": weight,
+                "scale_min": 0,
+                "scale_max": 10,
+            }
+            for key, name, weight in CRITERIA
+        ],
+        "eligibility": {
+            "plan_approved_required": True,
+            "min_milestone_share": MIN_MILESTONE_SHARE,
+        },
+        "awards_count": awards_count,
+        "per_country": PER_COUNTRY,
+        "additional_award_allowed": True,
+        "tight_margin": TIGHT_MARGIN,
+        "normalise": False,
+        "jurors": list(jurors),
+    }
+
+
 async def award_round(
     mentoring: Demo,
     awards: Demo,
@@ -972,34 +1019,7 @@ async def award_round(
     year = datetime.now(UTC).year
     title = f"BSR Cultural Pearls Award {year}"
     opened = await awards.request(
-        "POST",
-        "/rounds",
-        expect=201,
-        headers=awards.coordinator,
-        json={
-            "title": {"en": title},
-            "closes_at": (datetime.now(UTC) + timedelta(hours=1)).isoformat(),
-            "criteria": [
-                {
-                    "criterion_id": key,
-                    "name": {"en": name},
-                    "weight": weight,
-                    "scale_min": 0,
-                    "scale_max": 10,
-                }
-                for key, name, weight in CRITERIA
-            ],
-            "eligibility": {
-                "plan_approved_required": True,
-                "min_milestone_share": MIN_MILESTONE_SHARE,
-            },
-            "awards_count": AWARDS_COUNT,
-            "per_country": PER_COUNTRY,
-            "additional_award_allowed": True,
-            "tight_margin": TIGHT_MARGIN,
-            "normalise": False,
-            "jurors": list(JURORS),
-        },
+        "POST", "/rounds", expect=201, headers=awards.coordinator, json=round_request(title)
     )
     path = f"/rounds/{opened['round_id']}"
     say(
