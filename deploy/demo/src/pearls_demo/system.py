@@ -137,7 +137,7 @@ class System:
             await child.start()
         await wait_ready(self.sink, self.mail_url)
         for child in self.services:
-            await wait_ready(child, f"{self.urls[child.name]}/readyz")
+            await wait_ready(child, f"{self.urls[child.name]}/health/ready")
 
     def _service_env(self, smtp_port: int) -> dict[str, dict[str, str]]:
         coordinators = json.dumps([{"id": "demo-coordinator", "token": self.coordinator_token}])
@@ -158,7 +158,7 @@ class System:
                 "PEARLS_NOTIFICATIONS_SMTP_HOST": "127.0.0.1",
                 "PEARLS_NOTIFICATIONS_SMTP_PORT": str(smtp_port),
                 "PEARLS_NOTIFICATIONS_SMTP_STARTTLS": "false",
-                "PEARLS_NOTIFICATIONS_COORDINATOR_TOKENS": self.coordinator_token,
+                "PEARLS_NOTIFICATIONS_COORDINATORS": coordinators,
                 "PEARLS_NOTIFICATIONS_PUBLIC_BASE_URL": self.urls["notifications"],
             },
         }
