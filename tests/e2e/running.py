@@ -61,14 +61,21 @@ def _args(pid: int) -> str:
         return ""
 
 
+_SUB_MAKE = {"MAKELEVEL", "MAKEFLAGS", "MFLAGS", "MAKEOVERRIDES"}
+
+
 class Run:
     def __init__(self, argv: list[str], workdir: Path) -> None:
         self.workdir = workdir
         self.lines: list[str] = []
         self._seen: dict[int, Proc] = {}
+        # As a user at a terminal runs it: not as a sub-make of `make test` (which would
+        # add "make[1]: Entering directory" and "make[1]: *** ... Error" lines).
+        env = {k: v for k, v in os.environ.items() if k not in _SUB_MAKE}
         self.popen = subprocess.Popen(
             argv,
             cwd=ROOT,
+            env=env,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,

@@ -9,6 +9,7 @@ from deploy.ops.tests.helpers import clean_env, free_port, run_pearls
 SECRETS = {
     "PEARLS_NOTIFICATIONS_DATABASE_URL": "postgresql://notes:db-pw-4711@db.internal:5433/notes",
     "PEARLS_NOTIFICATIONS_SMTP_USERNAME": "mailer",
+    "PEARLS_NOTIFICATIONS_SMTP_STARTTLS": "true",  # AUTH only over TLS
     "PEARLS_NOTIFICATIONS_SMTP_PASSWORD": "smtp-pw-4711",
     "PEARLS_NOTIFICATIONS_UNSUBSCRIBE_SECRET": "unsub-key-4711",
     "PEARLS_NOTIFICATIONS_COORDINATOR_TOKENS": "plain-coordinator-token-4711",
