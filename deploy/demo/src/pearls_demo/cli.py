@@ -5,7 +5,10 @@ SMTP sink whose captured mail can be read in a browser, and the services
 (applications, mentoring, awards, notifications); then plays a short demo
 through the public HTTP API, from a call for applications to an award round
 and its public showcase, and shows which events flowed and which emails went
-out. Ctrl-C stops everything, in order.
+out; then a summary says where to look (each service's API docs, the
+showcase, the captured mail, Kafka, the logs). `--no-demo` starts the system
+alone. Ctrl-C stops everything, in order; a server that dies on its own is
+named, with its log, and stops the run with a non-zero exit.
 
 Every server takes a free port on 127.0.0.1 (the addresses are printed). The
 work directory holds this run's logs and captured mail: an earlier run's logs,
