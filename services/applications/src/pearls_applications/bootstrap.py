@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator
+from datetime import timedelta
 
 from fastapi import FastAPI
 
@@ -31,20 +32,37 @@ def create_app(
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with runtime_for(SERVICE, settings, kafka=kafka, delivery=delivery) as runtime:
-            service = Applications(runtime.pool, settings.reviewers)
+            service = Applications(
+                runtime.pool,
+                settings.reviewers,
+                idempotency_retention=timedelta(seconds=settings.idempotency_retention_s),
+            )
             app.state.runtime = runtime
             app.state.applications = service
             app.state.authenticator = Authenticator(settings.coordinators, settings.reviewers)
             stop = asyncio.Event()
-            # Open and close calls on time, without anyone pressing a button.
-            scheduler = asyncio.create_task(
-                every(settings.scheduler_interval_s, service.run_schedule, stop, name="schedule")
-            )
+            # Open and close calls on time, without anyone pressing a button; forget
+            # expired idempotency keys (both safe on several replicas, see handlers).
+            schedulers = [
+                asyncio.create_task(
+                    every(
+                        settings.scheduler_interval_s, service.run_schedule, stop, name="schedule"
+                    )
+                ),
+                asyncio.create_task(
+                    every(
+                        settings.housekeeping_interval_s,
+                        service.purge_idempotency,
+                        stop,
+                        name="purge_idempotency",
+                    )
+                ),
+            ]
             try:
                 yield
             finally:
                 stop.set()
-                await scheduler
+                await asyncio.gather(*schedulers)
 
     app = FastAPI(
         title="Pearls applications",

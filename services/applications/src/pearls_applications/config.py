@@ -54,6 +54,19 @@ class Settings(ServiceSettings):
     scheduler_interval_s: float = Field(
         default=1.0, gt=0, le=60, description="How often due calls are opened and closed."
     )
+    idempotency_retention_s: float = Field(
+        default=86_400.0,
+        gt=0,
+        description="How long a submission's Idempotency-Key is remembered (a retry within"
+        " it gets the first answer; after it, the key is forgotten and a retry is refused as a"
+        " second application of the city). Purged by a periodic task.",
+    )
+    housekeeping_interval_s: float = Field(
+        default=300.0,
+        gt=0,
+        le=86_400,
+        description="How often expired idempotency records are purged.",
+    )
     migrations_dir: Path = Field(default=MIGRATIONS_DIR, description="Service SQL migrations.")
 
     @model_validator(mode="after")
