@@ -341,11 +341,15 @@ class Applications:
     async def withdraw(
         self, application_id: uuid.UUID, reason: str | None, correlation_id: str
     ) -> Application:
-        async with self.pool.acquire() as conn, conn.transaction():
-            call_id = await repo.call_of(conn, application_id)
-            book = await repo.load_book(conn, call_id, "update")
-            book.withdraw(application_id, self.clock(), reason)
-            await self._persist(conn, book, correlation_id)
+        try:
+            async with self.pool.acquire() as conn, conn.transaction():
+                call_id = await repo.call_of(conn, application_id)
+                book = await repo.load_book(conn, call_id, "update")
+                book.withdraw(application_id, self.clock(), reason)
+                await self._persist(conn, book, correlation_id)
+        except asyncpg.CheckViolationError as exc:
+            # Moving the best waitlisted one up is a decision too (by the system).
+            raise decision_refused(exc, application_id) from None
         return book.applications[application_id]
 
     # -- coordinators: decisions -------------------------------------------------------
