@@ -68,6 +68,23 @@ async def test_check_reports_topics_that_differ_from_the_settings(
     assert "min.insync.replicas 1, expected 2" in line
 
 
+async def test_check_reports_a_retention_that_differs_from_the_settings(
+    kafka_bootstrap_servers: str, contract_topics: tuple[str, ...]
+) -> None:
+    env = clean_env(
+        KAFKA_BOOTSTRAP_SERVERS=kafka_bootstrap_servers,
+        KAFKA_TOPIC_RETENTION_MS="-1",
+        KAFKA_DEAD_LETTER_RETENTION_MS="86400000",
+    )
+    result = await pearls("topics", "check", env=env)
+    assert result.code == 1, result
+    lines = result.stdout.splitlines()
+    event_line = next(x for x in lines if f" {CONTRACT_TOPICS[0]} " in x)
+    assert "retention.ms 63072000000, expected -1" in event_line
+    dead_line = next(x for x in lines if f" {CONTRACT_TOPICS[0]}.dlq " in x)
+    assert "retention.ms 7776000000, expected 86400000" in dead_line
+
+
 async def test_unreachable_broker_is_one_line_naming_it_and_exit_2() -> None:
     address = f"127.0.0.1:{free_port()}"
     env = clean_env(KAFKA_BOOTSTRAP_SERVERS=address)

@@ -11,7 +11,7 @@ import os
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, Field, SecretStr
+from pydantic import BaseModel, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -56,6 +56,27 @@ class KafkaSettings(BaseSettings):
     dead_letter_suffix: str = Field(
         default=".dlq", description="Dead-letter topic = original topic + this suffix."
     )
+    topic_retention_ms: int = Field(
+        default=63_072_000_000,
+        ge=-1,
+        description="retention.ms of each event topic created: how long events are kept (-1:"
+        " forever). Default 730 days, longer than one programme cycle (call to award), so a"
+        " read model can be rebuilt from the topics; personal data in old events leaves Kafka"
+        " after it (see README, Topics).",
+    )
+    dead_letter_retention_ms: int = Field(
+        default=7_776_000_000,
+        ge=-1,
+        description="retention.ms of each dead-letter topic created (-1: forever). Default 90"
+        " days to look into, fix and replay a dead letter.",
+    )
+
+    @field_validator("topic_retention_ms", "dead_letter_retention_ms")
+    @classmethod
+    def _retention(cls, value: int) -> int:
+        if value == 0 or 0 < value < 3_600_000:
+            raise ValueError("must be -1 (forever) or at least 3600000 (one hour)")
+        return value
 
 
 class PostgresSettings(BaseModel):

@@ -12,7 +12,8 @@ development, in plain (hashed when the settings load and never kept)::
 
 Every lookup compares digests with ``hmac.compare_digest`` and walks the whole
 list, so timing tells a caller neither which entry nearly matched nor where in
-the list it sits.
+the list it sits. Lists that change without a restart (a tokens file, SIGHUP)
+are ``pearls_shared.token_files``.
 """
 
 from __future__ import annotations

@@ -2,7 +2,14 @@
 
 Auto-creation is off on Pearls' brokers (and would give 1 partition, RF 1),
 so every service ensures its topics exist, with partitions, replication
-factor and ``min.insync.replicas`` from settings, before it publishes.
+factor, ``min.insync.replicas`` and retention from settings, before it
+publishes (``pearls topics create`` and ``deploy/prepare.py`` create them the
+same way, ``pearls topics check`` reports differences).
+
+Event topics and dead-letter topics are ``cleanup.policy=delete``: events are
+history, and compaction by key would keep only an application's last event.
+Event topics keep events for ``KAFKA_TOPIC_RETENTION_MS`` (730 days by
+default), dead-letter topics for ``KAFKA_DEAD_LETTER_RETENTION_MS`` (90 days).
 """
 
 from __future__ import annotations
@@ -26,6 +33,24 @@ def dead_letter_topic(topic: str, settings: KafkaSettings) -> str:
     return topic + settings.dead_letter_suffix
 
 
+def is_dead_letter_topic(topic: str, settings: KafkaSettings) -> bool:
+    return topic.endswith(settings.dead_letter_suffix)
+
+
+def topic_configs(topic: str, settings: KafkaSettings) -> dict[str, str]:
+    """The configuration a Pearls topic is created with (event or dead-letter topic)."""
+    retention = (
+        settings.dead_letter_retention_ms
+        if is_dead_letter_topic(topic, settings)
+        else settings.topic_retention_ms
+    )
+    return {
+        "min.insync.replicas": str(settings.topic_min_insync_replicas),
+        "cleanup.policy": "delete",
+        "retention.ms": str(retention),
+    }
+
+
 async def ensure_topics(
     settings: KafkaSettings,
     topics: Iterable[str],
@@ -44,9 +69,7 @@ async def ensure_topics(
                 name=name,
                 num_partitions=partitions or settings.topic_partitions,
                 replication_factor=settings.topic_replication_factor,
-                topic_configs={
-                    "min.insync.replicas": str(settings.topic_min_insync_replicas),
-                },
+                topic_configs=topic_configs(name, settings),
             )
             for name in dict.fromkeys(topics)
             if name not in existing

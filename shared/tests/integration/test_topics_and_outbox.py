@@ -16,7 +16,7 @@ from pearls_shared.outbox import OutboxMisuse, record_event
 from pearls_shared.relay import OutboxRelay
 from pearls_shared.settings import DeliverySettings, KafkaSettings
 from pearls_shared.testing import wait_for
-from pearls_shared.topics import ensure_topics
+from pearls_shared.topics import dead_letter_topic, ensure_topics
 
 pytestmark = pytest.mark.integration
 
@@ -38,8 +38,41 @@ async def test_topics_are_created_with_partitions_and_min_insync(
         [configs] = await admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, name)])
         entries = {entry[0]: entry[1] for entry in configs.resources[0][4]}
         assert entries["min.insync.replicas"] == "1"
+        assert entries["cleanup.policy"] == "delete"
+        assert entries["retention.ms"] == str(settings.topic_retention_ms) == "63072000000"
     finally:
         await admin.close()
+
+
+async def test_event_and_dead_letter_topics_get_their_own_retention(
+    kafka_bootstrap_servers: str,
+) -> None:
+    settings = KafkaSettings(
+        bootstrap_servers=kafka_bootstrap_servers,
+        topic_retention_ms=-1,
+        dead_letter_retention_ms=86_400_000,
+    )
+    name = f"pearls.test.{uuid.uuid4().hex}"
+    dead_letters = dead_letter_topic(name, settings)
+    await ensure_topics(settings, [name, dead_letters])
+    admin = AIOKafkaAdminClient(bootstrap_servers=kafka_bootstrap_servers)
+    await admin.start()
+    try:
+        [configs] = await admin.describe_configs(
+            [ConfigResource(ConfigResourceType.TOPIC, t) for t in (name, dead_letters)]
+        )
+        entries = {r[3]: {e[0]: e[1] for e in r[4]} for r in configs.resources}
+    finally:
+        await admin.close()
+    assert entries[name]["retention.ms"] == "-1"
+    assert entries[dead_letters]["retention.ms"] == "86400000"
+
+
+def test_a_retention_of_zero_or_minutes_is_refused() -> None:
+    for value in (0, 1000, -2):
+        with pytest.raises(ValueError, match=r"forever|greater than or equal"):
+            KafkaSettings(topic_retention_ms=value)
+    assert KafkaSettings(dead_letter_retention_ms=-1).dead_letter_retention_ms == -1
 
 
 async def test_record_event_refuses_to_run_outside_a_transaction(service_db: str) -> None:

@@ -90,7 +90,7 @@ def topics_check() -> None:
     settings = kafka_settings()
     states = _run(kafka_ops.topic_states(settings))
     table = Table(title=f"Topics on {settings.bootstrap_servers}")
-    for col in ("topic", "partitions", "replicas", "min.insync", "state"):
+    for col in ("topic", "partitions", "replicas", "min.insync", "retention.ms", "state"):
         table.add_column(col)
     bad = 0
     for state in states:
@@ -101,6 +101,7 @@ def topics_check() -> None:
             _str(state.partitions),
             _str(state.replication_factor),
             _str(state.min_insync_replicas),
+            _str(state.retention_ms),
             "[red]" + "; ".join(problems) + "[/red]" if problems else "[green]ok[/green]",
         )
     out().print(table)
@@ -113,11 +114,11 @@ def topics_check() -> None:
 
 @topics_app.command("create")
 def topics_create() -> None:
-    """Create the missing topics (partitions, replication, min.insync from KAFKA_*)."""
+    """Create the missing topics (partitions, replication, min.insync, retention from KAFKA_*)."""
     settings = kafka_settings()
     results = _run(kafka_ops.create_topics(settings))
     table = Table(title=f"Topics on {settings.bootstrap_servers}")
-    for col in ("topic", "partitions", "replicas", "min.insync", "result"):
+    for col in ("topic", "partitions", "replicas", "min.insync", "retention.ms", "result"):
         table.add_column(col)
     for spec, created in results:
         table.add_row(
@@ -125,6 +126,7 @@ def topics_create() -> None:
             str(spec.partitions),
             str(spec.replication_factor),
             str(spec.min_insync_replicas),
+            _str(spec.retention_ms),
             "[green]created[/green]" if created else "exists",
         )
     out().print(table)

@@ -16,7 +16,7 @@ from aiokafka.errors import KafkaConnectionError, KafkaError, TopicAlreadyExists
 from pearls_ops.errors import Unreachable
 from pearls_shared.kafka import client_options
 from pearls_shared.settings import KafkaSettings
-from pearls_shared.topics import CONTRACT_TOPICS, dead_letter_topic
+from pearls_shared.topics import CONTRACT_TOPICS, dead_letter_topic, is_dead_letter_topic
 
 # Where `pearls dlq replay` records what it replayed (compacted: one record per DLQ entry).
 REPLAY_LOG_TOPIC = "pearls.ops.dlq-replays.v1"
@@ -33,11 +33,15 @@ class TopicSpec:
     replication_factor: int
     min_insync_replicas: int
     compacted: bool = False
+    # retention.ms of an event or dead-letter topic (None: not set, as for the compacted log)
+    retention_ms: int | None = None
 
     def configs(self) -> dict[str, str]:
+        """What the topic is created with (the same as ``pearls_shared.topics.topic_configs``)."""
         configs = {"min.insync.replicas": str(self.min_insync_replicas)}
-        if self.compacted:
-            configs["cleanup.policy"] = "compact"
+        configs["cleanup.policy"] = "compact" if self.compacted else "delete"
+        if self.retention_ms is not None:
+            configs["retention.ms"] = str(self.retention_ms)
         return configs
 
 
@@ -50,6 +54,9 @@ def expected_topics(settings: KafkaSettings) -> list[TopicSpec]:
             settings.topic_partitions,
             settings.topic_replication_factor,
             settings.topic_min_insync_replicas,
+            retention_ms=settings.dead_letter_retention_ms
+            if is_dead_letter_topic(n, settings)
+            else settings.topic_retention_ms,
         )
         for n in names
     ]
@@ -108,6 +115,7 @@ class TopicState:
     replication_factor: int | None = None
     min_insync_replicas: int | None = None
     cleanup_policy: str | None = None
+    retention_ms: int | None = None
 
     def problems(self) -> list[str]:
         if not self.exists:
@@ -125,8 +133,13 @@ class TopicState:
                 f"min.insync.replicas {self.min_insync_replicas},"
                 f" expected {self.spec.min_insync_replicas}"
             )
-        if self.spec.compacted and self.cleanup_policy != "compact":
-            found.append(f"cleanup.policy {self.cleanup_policy}, expected compact")
+        policy = "compact" if self.spec.compacted else "delete"
+        if self.cleanup_policy is not None and self.cleanup_policy != policy:
+            found.append(f"cleanup.policy {self.cleanup_policy}, expected {policy}")
+        if self.spec.compacted and self.cleanup_policy is None:
+            found.append("cleanup.policy unknown, expected compact")
+        if self.spec.retention_ms is not None and self.retention_ms != self.spec.retention_ms:
+            found.append(f"retention.ms {self.retention_ms}, expected {self.spec.retention_ms}")
         return found
 
 
@@ -163,6 +176,7 @@ async def topic_states(settings: KafkaSettings) -> list[TopicState]:
         parts = described[spec.name]["partitions"]
         conf = configs.get(spec.name, {})
         insync = conf.get("min.insync.replicas")
+        retention = conf.get("retention.ms")
         states.append(
             TopicState(
                 spec,
@@ -171,6 +185,7 @@ async def topic_states(settings: KafkaSettings) -> list[TopicState]:
                 replication_factor=len(parts[0]["replicas"]) if parts else None,
                 min_insync_replicas=int(insync) if insync is not None else None,
                 cleanup_policy=conf.get("cleanup.policy"),
+                retention_ms=int(retention) if retention is not None else None,
             )
         )
     return states

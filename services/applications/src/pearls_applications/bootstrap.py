@@ -5,16 +5,19 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator
+from datetime import timedelta
+from typing import cast
 
 from fastapi import FastAPI
 
-from pearls_applications.config import Settings
+from pearls_applications.config import ReviewerEntry, Settings
 from pearls_applications.entrypoints.http import router
 from pearls_applications.service_layer.auth import Authenticator
 from pearls_applications.service_layer.handlers import Applications
 from pearls_shared.http import install_http
 from pearls_shared.runtime import every, runtime_for
 from pearls_shared.settings import DeliverySettings, HttpSettings, KafkaSettings
+from pearls_shared.token_files import reload_on_sighup
 
 SERVICE = "applications"
 
@@ -31,20 +34,42 @@ def create_app(
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with runtime_for(SERVICE, settings, kafka=kafka, delivery=delivery) as runtime:
-            service = Applications(runtime.pool, settings.reviewers)
+            # Staff tokens from settings and files; files are read again when they
+            # change or on SIGHUP, so tokens rotate without a restart.
+            staff = settings.token_files()
+            service = Applications(
+                runtime.pool,
+                lambda: cast("tuple[ReviewerEntry, ...]", staff.entries("reviewer")),
+                idempotency_retention=timedelta(seconds=settings.idempotency_retention_s),
+            )
             app.state.runtime = runtime
             app.state.applications = service
-            app.state.authenticator = Authenticator(settings.coordinators, settings.reviewers)
+            app.state.authenticator = Authenticator(staff.book)
+            app.state.staff_tokens = staff
             stop = asyncio.Event()
-            # Open and close calls on time, without anyone pressing a button.
-            scheduler = asyncio.create_task(
-                every(settings.scheduler_interval_s, service.run_schedule, stop, name="schedule")
-            )
+            # Open and close calls on time, without anyone pressing a button; forget
+            # expired idempotency keys (both safe on several replicas, see handlers).
+            schedulers = [
+                asyncio.create_task(
+                    every(
+                        settings.scheduler_interval_s, service.run_schedule, stop, name="schedule"
+                    )
+                ),
+                asyncio.create_task(
+                    every(
+                        settings.housekeeping_interval_s,
+                        service.purge_idempotency,
+                        stop,
+                        name="purge_idempotency",
+                    )
+                ),
+            ]
             try:
-                yield
+                with reload_on_sighup(staff):
+                    yield
             finally:
                 stop.set()
-                await scheduler
+                await asyncio.gather(*schedulers)
 
     app = FastAPI(
         title="Pearls applications",

@@ -9,6 +9,8 @@ Coordinators and configured reviewers are JSON lists, e.g.::
 ``token_sha256`` is the hex SHA-256 of the bearer token (``printf %s TOKEN |
 sha256sum``). A plain ``token`` is accepted too (handy in development); it is
 hashed when the settings load and never kept (``pearls_shared.tokens.TokenEntry``).
+Both lists may also come from files (``…_COORDINATORS_FILE``, ``…_REVIEWERS_FILE``),
+read again when they change or on SIGHUP (``pearls_shared.token_files``).
 """
 
 from __future__ import annotations
@@ -20,7 +22,8 @@ from pydantic_settings import SettingsConfigDict
 
 from pearls_shared.events.common import CountryCode, Name
 from pearls_shared.settings import ServiceSettings
-from pearls_shared.tokens import TokenEntry, check_distinct
+from pearls_shared.token_files import FILE_SETTING_HELP, TokenFiles, TokenList, staff_tokens
+from pearls_shared.tokens import Principal, TokenEntry, check_distinct
 
 MIGRATIONS_DIR = Path(__file__).resolve().parents[2] / "migrations"
 
@@ -51,8 +54,27 @@ class Settings(ServiceSettings):
     reviewers: list[ReviewerEntry] = Field(
         default_factory=list, description="Configured reviewers and their hashed tokens."
     )
+    coordinators_file: Path | None = Field(
+        default=None, description=f"Coordinators: {FILE_SETTING_HELP}"
+    )
+    reviewers_file: Path | None = Field(
+        default=None, description=f"Configured reviewers: {FILE_SETTING_HELP}"
+    )
     scheduler_interval_s: float = Field(
         default=1.0, gt=0, le=60, description="How often due calls are opened and closed."
+    )
+    idempotency_retention_s: float = Field(
+        default=86_400.0,
+        gt=0,
+        description="How long a submission's Idempotency-Key is remembered (a retry within"
+        " it gets the first answer; after it, the key is forgotten and a retry is refused as a"
+        " second application of the city). Purged by a periodic task.",
+    )
+    housekeeping_interval_s: float = Field(
+        default=300.0,
+        gt=0,
+        le=86_400,
+        description="How often expired idempotency records are purged.",
     )
     migrations_dir: Path = Field(default=MIGRATIONS_DIR, description="Service SQL migrations.")
 
@@ -61,3 +83,15 @@ class Settings(ServiceSettings):
         # A shared token or id would make the audit trail name the wrong person.
         check_distinct({"coordinator": self.coordinators, "reviewer": self.reviewers})
         return self
+
+    def token_files(self) -> TokenFiles[Principal]:
+        """Coordinators and configured reviewers, with their files read again on change."""
+        return staff_tokens(
+            [
+                TokenList(
+                    "coordinator", CoordinatorEntry, self.coordinators, self.coordinators_file
+                ),
+                TokenList("reviewer", ReviewerEntry, self.reviewers, self.reviewers_file),
+            ],
+            service="applications",
+        )

@@ -241,3 +241,28 @@ def test_a_reason_code_goes_with_a_rejection_only():
     assert app.status == "submitted"
     book.decide(app.id, "reject", NOW, "c", reason_code="ineligible", reason="Too large.")
     assert app.reason_code == "ineligible"
+
+
+@pytest.mark.parametrize(
+    ("visibility", "decided", "withdrawn_first", "shown"),
+    [
+        ("after_decision", False, False, False),
+        ("after_decision", True, False, True),
+        ("after_decision", False, True, False),  # withdrawn before any decision
+        ("never", True, False, False),
+        ("never", False, False, False),
+    ],
+)
+def test_an_applicant_sees_its_score_only_as_the_call_allows(
+    visibility, decided, withdrawn_first, shown
+):
+    call = make_call(status="closed", scores_visible_to_applicants=visibility)
+    book = CallBook(call)
+    app = make_application(call)
+    app.score = 80.0
+    book.applications[app.id] = app
+    if withdrawn_first:
+        book.withdraw(app.id, NOW, None)
+    if decided:
+        book.decide(app.id, "waitlist", NOW, "coordinator:anna")
+    assert call.shows_scores_to_applicant(app) is shown

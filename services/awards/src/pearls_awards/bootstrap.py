@@ -11,14 +11,25 @@ from pearls_awards.adapters.showcase import Showcase
 from pearls_awards.config import Settings
 from pearls_awards.entrypoints.consumers import subscription
 from pearls_awards.entrypoints.http import router
-from pearls_awards.service_layer.auth import Authenticator
+from pearls_awards.service_layer.auth import Authenticator, Principal
 from pearls_awards.service_layer.handlers import Awards, ViewEvents
 from pearls_awards.service_layer.queries import Queries
 from pearls_shared.http import install_http
 from pearls_shared.runtime import runtime_for
 from pearls_shared.settings import DeliverySettings, HttpSettings, KafkaSettings
+from pearls_shared.token_files import TokenFiles, TokenList, reload_on_sighup
+from pearls_shared.tokens import TokenEntry
 
 SERVICE = "awards"
+
+
+def coordinator_tokens(settings: Settings) -> TokenFiles[Principal]:
+    """Coordinators from settings and their file, read again when it changes or on SIGHUP,
+    so tokens rotate without a restart (``pearls_shared.token_files``)."""
+    coordinators = TokenList(
+        "coordinator", TokenEntry, settings.coordinators, settings.coordinators_file
+    )
+    return TokenFiles([coordinators], lambda kind, e: Principal(kind, e.id), service=SERVICE)
 
 
 def create_app(
@@ -43,8 +54,11 @@ def create_app(
             app.state.runtime = runtime
             app.state.awards = Awards(runtime.pool)
             app.state.queries = Queries(runtime.pool)
-            app.state.authenticator = Authenticator(runtime.pool, settings.coordinators)
-            yield
+            staff = coordinator_tokens(settings)
+            app.state.authenticator = Authenticator(runtime.pool, staff.book)
+            app.state.staff_tokens = staff
+            with reload_on_sighup(staff):
+                yield
 
     app = FastAPI(
         title="Pearls awards",

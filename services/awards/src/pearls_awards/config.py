@@ -15,6 +15,7 @@ from pydantic import AnyHttpUrl, Field, SecretStr, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from pearls_shared.settings import ServiceSettings
+from pearls_shared.token_files import FILE_SETTING_HELP
 from pearls_shared.tokens import TokenEntry, check_distinct
 
 MIGRATIONS_DIR = Path(__file__).resolve().parents[2] / "migrations"
@@ -34,6 +35,9 @@ class Settings(ServiceSettings):
     )
     coordinators: list[TokenEntry] = Field(
         default_factory=list, description="Coordinators and their hashed tokens (JSON list)."
+    )
+    coordinators_file: Path | None = Field(
+        default=None, description=f"Coordinators: {FILE_SETTING_HELP}"
     )
     consumer_group: str = Field(
         default="awards",

@@ -11,14 +11,25 @@ from fastapi import FastAPI
 from pearls_mentoring.config import Settings
 from pearls_mentoring.entrypoints.consumers import subscription
 from pearls_mentoring.entrypoints.http import router
-from pearls_mentoring.service_layer.auth import Authenticator
+from pearls_mentoring.service_layer.auth import Authenticator, Principal
 from pearls_mentoring.service_layer.handlers import Mentoring, ParticipantEvents
 from pearls_mentoring.service_layer.queries import Queries
 from pearls_shared.http import install_http
 from pearls_shared.runtime import every, runtime_for
 from pearls_shared.settings import DeliverySettings, HttpSettings, KafkaSettings
+from pearls_shared.token_files import TokenFiles, TokenList, reload_on_sighup
+from pearls_shared.tokens import TokenEntry
 
 SERVICE = "mentoring"
+
+
+def coordinator_tokens(settings: Settings) -> TokenFiles[Principal]:
+    """Coordinators from settings and their file, read again when it changes or on SIGHUP,
+    so tokens rotate without a restart (``pearls_shared.token_files``)."""
+    coordinators = TokenList(
+        "coordinator", TokenEntry, settings.coordinators, settings.coordinators_file
+    )
+    return TokenFiles([coordinators], lambda kind, e: Principal(kind, e.id), service=SERVICE)
 
 
 def create_app(
@@ -44,7 +55,9 @@ def create_app(
             app.state.runtime = runtime
             app.state.mentoring = service
             app.state.queries = Queries(runtime.pool)
-            app.state.authenticator = Authenticator(runtime.pool, settings.coordinators)
+            staff = coordinator_tokens(settings)
+            app.state.authenticator = Authenticator(runtime.pool, staff.book)
+            app.state.staff_tokens = staff
             stop = asyncio.Event()
             # Matching runs for everyone waiting at once; overdue milestones are noticed
             # once each. Both are safe with several replicas (see handlers).
@@ -58,7 +71,8 @@ def create_app(
             ]
             app.state.schedulers = schedulers
             try:
-                yield
+                with reload_on_sighup(staff):
+                    yield
             finally:
                 stop.set()
                 await asyncio.gather(*schedulers)

@@ -19,6 +19,7 @@ from pydantic_settings import SettingsConfigDict
 
 from pearls_mentoring.domain.matching import Weights
 from pearls_shared.settings import ServiceSettings
+from pearls_shared.token_files import FILE_SETTING_HELP
 from pearls_shared.tokens import TokenEntry, check_distinct
 
 MIGRATIONS_DIR = Path(__file__).resolve().parents[2] / "migrations"
@@ -34,6 +35,9 @@ class Settings(ServiceSettings):
     http_port: int = Field(default=8002, ge=1, le=65535, description="Port uvicorn binds.")
     coordinators: list[TokenEntry] = Field(
         default_factory=list, description="Coordinators and their hashed tokens (JSON list)."
+    )
+    coordinators_file: Path | None = Field(
+        default=None, description=f"Coordinators: {FILE_SETTING_HELP}"
     )
     consumer_group: str = Field(
         default="mentoring",

@@ -16,6 +16,7 @@ from pearls_notifications.service_layer.sender import Sender
 from pearls_shared.http import install_http
 from pearls_shared.runtime import service_runtime
 from pearls_shared.settings import HttpSettings, KafkaSettings
+from pearls_shared.token_files import reload_on_sighup
 
 log = structlog.get_logger(__name__)
 
@@ -44,7 +45,7 @@ def create_app(
             app.state.runtime = rt
             if settings.unsubscribe_secret is None:
                 log.warning("unsubscribe_secret_unset", effect="links valid until restart")
-            if not settings.token_digests():
+            if not settings.token_digests() and settings.coordinators_file is None:
                 log.warning("api_token_unset", effect="coordinator API refuses every request")
             sender = Sender(settings, rt.pool)
             stop = asyncio.Event()
@@ -52,7 +53,8 @@ def create_app(
             app.state.sender = sender
             app.state.sender_task = task
             try:
-                yield
+                with reload_on_sighup(coordinators):
+                    yield
             finally:
                 stop.set()
                 await task
@@ -66,7 +68,10 @@ def create_app(
         lifespan=lifespan,
     )
     app.state.settings = settings
-    app.state.coordinator_tokens = settings.coordinator_book()
+    # Read again when PEARLS_NOTIFICATIONS_COORDINATORS_FILE changes or on SIGHUP.
+    coordinators = settings.coordinator_files()
+    app.state.coordinator_tokens = coordinators.book
+    app.state.staff_tokens = coordinators
 
     async def ready() -> dict[str, bool]:
         runtime = getattr(app.state, "runtime", None)

@@ -28,6 +28,7 @@ from pydantic_settings import SettingsConfigDict
 from pearls_notifications.domain.identity import hostname
 from pearls_shared.events.common import LanguageCode
 from pearls_shared.settings import ServiceSettings
+from pearls_shared.token_files import FILE_SETTING_HELP, TokenFiles, TokenList
 from pearls_shared.tokens import TokenBook, TokenEntry, check_distinct, hash_token
 
 log = structlog.get_logger(__name__)
@@ -131,6 +132,9 @@ class Settings(ServiceSettings):
         description="Coordinators and their hashed tokens (JSON list, as in every service). "
         "With no coordinator (here or in the deprecated settings) the API is closed.",
     )
+    coordinators_file: Path | None = Field(
+        default=None, description=f"Coordinators: {FILE_SETTING_HELP}"
+    )
     api_token_sha256: str | None = Field(
         default=None,
         pattern=r"^[0-9a-f]{64}$",
@@ -216,6 +220,13 @@ class Settings(ServiceSettings):
     def coordinator_book(self) -> TokenBook[str]:
         """Constant-time lookup of the coordinators' tokens; answers the coordinator's id.
 
+        Follows ``coordinators_file`` (see ``coordinator_files``)."""
+        return self.coordinator_files().book
+
+    def coordinator_files(self) -> TokenFiles[str]:
+        """The coordinators' tokens from the settings and ``coordinators_file``, read again
+        when the file changes or on SIGHUP; its ``book`` answers the coordinator's id.
+
         Built once by the app (after logging is configured): says so if the deprecated
         settings are still in use."""
         legacy = self._legacy_coordinators()
@@ -226,7 +237,15 @@ class Settings(ServiceSettings):
                 use="PEARLS_NOTIFICATIONS_COORDINATORS",
                 effect="their tokens are accepted as coordinators' tokens",
             )
-        return TokenBook((entry.digest, entry.id) for entry in self.coordinator_entries())
+        return TokenFiles(
+            [
+                TokenList(
+                    "coordinator", TokenEntry, self.coordinator_entries(), self.coordinators_file
+                )
+            ],
+            lambda _kind, entry: entry.id,
+            service="notifications",
+        )
 
     def unsubscribe_key(self) -> bytes:
         if self.unsubscribe_secret is None:

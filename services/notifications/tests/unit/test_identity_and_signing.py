@@ -105,3 +105,27 @@ def test_deprecated_token_settings_still_work_and_say_so() -> None:
     assert logs == []  # nothing deprecated, nothing said
     with pytest.raises(ValidationError, match="64 hex"):
         Settings(coordinator_tokens="sha256:abc")
+
+
+def test_the_coordinators_file_rotates_tokens_without_a_restart(tmp_path) -> None:
+    import json
+    import os
+
+    from pearls_notifications.bootstrap import create_app
+
+    path = tmp_path / "coordinators.json"
+
+    def write(entries: object) -> None:
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(entries if isinstance(entries, str) else json.dumps(entries))
+        os.replace(tmp, path)
+
+    write([{"id": "anna", "token": "anna-token-0123456789"}])
+    app = create_app(Settings(coordinators_file=path))
+    book = app.state.coordinator_tokens
+    assert book.identify("anna-token-0123456789") == "anna"
+    write([{"id": "birgit", "token": "birgit-token-0123456789"}])
+    assert book.identify("birgit-token-0123456789") == "birgit"
+    assert book.identify("anna-token-0123456789") is None
+    write('[{"id": "birgit"')  # malformed: the last good tokens stay
+    assert book.identify("birgit-token-0123456789") == "birgit"

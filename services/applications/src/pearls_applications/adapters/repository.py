@@ -66,6 +66,7 @@ def _call(row: asyncpg.Record) -> Call:
         closed_at=row["closed_at"],
         closed_early=row["closed_early"],
         public_url=row["public_url"],
+        scores_visible_to_applicants=row["scores_visible_to_applicants"],
     )
 
 
@@ -74,8 +75,8 @@ async def insert_call(conn: Conn, call: Call, created_by: str) -> None:
         """
         INSERT INTO calls (call_id, title, description, opens_at, closes_at, places, themes,
             eligible_countries, population_min, population_max, rubric, reviews_required,
-            conflict_same_country, public_url, status, created_by)
-        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)
+            conflict_same_country, public_url, status, created_by, scores_visible_to_applicants)
+        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)
         """,
         call.id,
         call.title,
@@ -93,6 +94,7 @@ async def insert_call(conn: Conn, call: Call, created_by: str) -> None:
         call.public_url,
         call.status,
         created_by,
+        call.scores_visible_to_applicants,
     )
 
 
@@ -401,6 +403,29 @@ async def insert_idempotent(
         result.application_id,
         result.sealed_token,
     )
+
+
+async def purge_idempotent(conn: Conn, before: datetime, batch: int) -> int:
+    """Delete up to ``batch`` idempotency records created before ``before``; return how many.
+
+    Rows another replica is deleting at the same moment are skipped (``SKIP
+    LOCKED``), so replicas purging together never wait on each other.
+    """
+    deleted = await conn.fetchval(
+        """
+        WITH gone AS (
+            DELETE FROM idempotency_keys WHERE ctid IN (
+                SELECT ctid FROM idempotency_keys WHERE created_at < $1
+                ORDER BY created_at LIMIT $2 FOR UPDATE SKIP LOCKED
+            )
+            RETURNING 1
+        )
+        SELECT count(*) FROM gone
+        """,
+        before,
+        batch,
+    )
+    return int(deleted)
 
 
 # -- reviewers, assignments, reviews ------------------------------------------------

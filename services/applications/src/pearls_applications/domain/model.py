@@ -34,6 +34,9 @@ Status = Literal["submitted", "accepted", "rejected", "waitlisted", "withdrawn"]
 Decision = Literal["accept", "reject", "waitlist"]
 ReasonCode = Literal["ineligible", "incomplete", "not_selected", "other"]
 PlaceKind = Literal["city", "region"]
+# When an applicant may see its application's score and rank (coordinators and
+# its reviewers always do): never, or once a decision was taken on it.
+ScoresVisibility = Literal["never", "after_decision"]
 OrganisationType = Literal[
     "municipality", "regional_authority", "public_institution", "ngo", "other"
 ]
@@ -126,6 +129,7 @@ class Call:
     closed_at: datetime | None = None
     closed_early: bool = False
     public_url: str | None = None
+    scores_visible_to_applicants: ScoresVisibility = "after_decision"
 
     def __post_init__(self) -> None:
         if self.closes_at <= self.opens_at:
@@ -148,6 +152,17 @@ class Call:
 
     def is_open_at(self, now: datetime) -> bool:
         return self.status == "open" and self.opens_at <= now < self.closes_at
+
+    def shows_scores_to_applicant(self, app: Application) -> bool:
+        """Whether the applicant of ``app`` may see its score and rank now.
+
+        A score shown before the decision would invite lobbying and tell the
+        applicant how the others fare; after it, the applicant may learn why.
+        An application withdrawn before any decision never had one.
+        """
+        if self.scores_visible_to_applicants == "never":
+            return False
+        return app.decided_at is not None
 
 
 @dataclass(slots=True)

@@ -118,6 +118,7 @@ def _call_out(call: Call) -> s.CallOut:
         public_url=call.public_url,
         closed_at=call.closed_at,
         closed_early=call.closed_early,
+        scores_visible_to_applicants=call.scores_visible_to_applicants,
     )
 
 
@@ -127,6 +128,13 @@ def _application_out(app: Application, rank: int | None = None) -> s.Application
     del fields["token_sha256"]  # the applicant's token digest is no one's business
     fields["contacts"] = [c.model_dump(mode="json") for c in app.contacts]
     return s.ApplicationOut.model_validate({**fields, "rank": rank})
+
+
+def _applicant_view(out: s.ApplicationOut, app: Application, call: Call) -> s.ApplicationOut:
+    """What the applicant itself sees: score and rank only when the call allows it."""
+    if call.shows_scores_to_applicant(app):
+        return out
+    return out.model_copy(update={"score": None, "rank": None, "scores_withheld": True})
 
 
 def _domain_fields(body: s.ApplicationIn | s.ApplicationPatch) -> dict[str, Any]:
@@ -177,6 +185,7 @@ async def create_call(body: s.CallIn, who: Coordinator, service: Service) -> s.C
         reviews_required=body.reviews_required,
         conflict_same_country=body.conflict_same_country,
         public_url=str(body.public_url) if body.public_url else None,
+        scores_visible_to_applicants=body.scores_visible_to_applicants,
     )
     return _call_out(await service.create_call(call, who.actor, correlation_id()))
 
@@ -337,7 +346,10 @@ async def search(
     "/applications/{application_id}",
     tags=["applications"],
     summary="Read an application",
-    description="The applicant (its own token), a coordinator, or a reviewer assigned to it.",
+    description="The applicant (its own token), a coordinator, or a reviewer assigned to it."
+    " The applicant sees score and rank only as the call's `scores_visible_to_applicants`"
+    " allows (by default once a decision was taken; `scores_withheld` says when they are"
+    " hidden).",
 )
 async def read_application(
     application_id: ApplicationId, request: Request, creds: Credentials, service: Service
@@ -346,18 +358,16 @@ async def read_application(
         raise Unauthorized(("header", "Authorization"), "bearer_token", "a token is required")
     async with service.pool.acquire() as conn:
         principal = await _auth(request).identify(conn, creds.credentials)
-        allowed = (
-            principal is not None
-            and (
-                principal.role == "coordinator"
-                or principal.id in await repo.assignments_of(conn, application_id)
-            )
-        ) or await Authenticator.owns(conn, application_id, creds.credentials)
-        if not allowed:
+        staff = principal is not None and (
+            principal.role == "coordinator"
+            or principal.id in await repo.assignments_of(conn, application_id)
+        )
+        if not staff and not await Authenticator.owns(conn, application_id, creds.credentials):
             raise NotFound(("path", "application_id"), "exists", "no such application")
         app = await repo.load_application(conn, application_id)
         book = await repo.load_book(conn, app.call_id, None)
-    return _application_out(app, book.rank_of(application_id))
+    out = _application_out(app, book.rank_of(application_id))
+    return out if staff else _applicant_view(out, app, book.call)
 
 
 @router.patch(
@@ -385,7 +395,10 @@ async def withdraw(
     application_id: ApplicationId, service: Service, body: s.WithdrawIn | None = None
 ) -> s.ApplicationOut:
     reason = body.reason if body else None
-    return _application_out(await service.withdraw(application_id, reason, correlation_id()))
+    app = await service.withdraw(application_id, reason, correlation_id())
+    async with service.pool.acquire() as conn:
+        call = await repo.load_call(conn, app.call_id)
+    return _applicant_view(_application_out(app), app, call)
 
 
 # -- review --------------------------------------------------------------------
@@ -455,6 +468,9 @@ async def assign(
     status_code=status.HTTP_201_CREATED,
     tags=["review"],
     summary="Score an application (assigned reviewer, after the call closed)",
+    description="Refused with 403 `conflict_of_interest` (reason in `msg`, recorded in the"
+    " audit trail) when the reviewer is conflicted now, even if the assignment was not;"
+    " with 409 `status` when the application is withdrawn or rejected.",
 )
 async def review(
     application_id: ApplicationId, body: s.ReviewIn, who: ReviewerCaller, service: Service
@@ -484,7 +500,9 @@ async def reviews(
     "/applications/{application_id}/decision",
     tags=["decisions"],
     summary="Accept, reject (reason required) or waitlist",
-    description="After the call closed. Never more accepted than places (409 `places_limit`).",
+    description="After the call closed. Never more accepted than places (409 `places_limit`);"
+    " a database check that refuses the decision is answered with its own rule, an unknown"
+    " one with 409 `constraint`.",
 )
 async def decide(
     application_id: ApplicationId, body: s.DecisionIn, who: Coordinator, service: Service

@@ -113,6 +113,12 @@ class CallIn(_In):
         default=False, description="Reviewers from the applicant's country are conflicted too."
     )
     public_url: AnyHttpUrl | None = Field(default=None, description="Public page of the call.")
+    scores_visible_to_applicants: Literal["never", "after_decision"] = Field(
+        default="after_decision",
+        description="When applicants see their application's score and rank: 'after_decision'"
+        " (once accepted, waitlisted or rejected) or 'never'. Coordinators and the assigned"
+        " reviewers always see them.",
+    )
 
     model_config = ConfigDict(
         json_schema_extra={
@@ -188,6 +194,7 @@ class CallOut(_Out):
     public_url: str | None
     closed_at: datetime | None
     closed_early: bool
+    scores_visible_to_applicants: Literal["never", "after_decision"]
 
 
 # -- applications -----------------------------------------------------------------
@@ -350,6 +357,11 @@ class ApplicationOut(_Out):
     score: float | None
     review_count: int
     rank: int | None = None
+    scores_withheld: bool = Field(
+        default=False,
+        description="True when score and rank are withheld from the applicant (null above"
+        " although there may be reviews): the call shows them only after a decision, or never.",
+    )
     decided_at: datetime | None
     reason_code: str | None
     decision_reason: str | None

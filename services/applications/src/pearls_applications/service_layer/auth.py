@@ -18,11 +18,18 @@ from pearls_shared.tokens import Principal, TokenBook, digest_matches, hash_toke
 
 class Authenticator:
     def __init__(
-        self, coordinators: Sequence[CoordinatorEntry], reviewers: Sequence[ReviewerEntry]
+        self,
+        coordinators: Sequence[CoordinatorEntry] | TokenBook[Principal],
+        reviewers: Sequence[ReviewerEntry] = (),
     ) -> None:
-        self._staff = TokenBook(
-            [(c.digest, Principal("coordinator", c.id)) for c in coordinators]
-            + [(r.digest, Principal("reviewer", r.id)) for r in reviewers]
+        # A book (``Settings.token_files().book``) follows the tokens files; lists are fixed.
+        self._staff: TokenBook[Principal] = (
+            coordinators
+            if isinstance(coordinators, TokenBook)
+            else TokenBook(
+                [(c.digest, Principal("coordinator", c.id)) for c in coordinators]
+                + [(r.digest, Principal("reviewer", r.id)) for r in reviewers]
+            )
         )
 
     async def identify(self, conn: Conn, token: str) -> Principal | None:

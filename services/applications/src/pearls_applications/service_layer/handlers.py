@@ -13,8 +13,8 @@ import uuid
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from typing import Any
+from datetime import UTC, datetime, timedelta
+from typing import Any, Literal
 
 import asyncpg
 import structlog
@@ -34,7 +34,7 @@ from pearls_applications.domain.model import (
 from pearls_applications.domain.review import Reviewer, Spread, conflict_of_interest, spread
 from pearls_applications.service_layer import tokens
 from pearls_shared.db import Conn
-from pearls_shared.errors import Conflict, Forbidden, Invalid, NotFound
+from pearls_shared.errors import Conflict, DomainError, Forbidden, Invalid, NotFound
 from pearls_shared.events.applications import ApplicationReviewed
 from pearls_shared.outbox import record_event
 from pearls_shared.tokens import Principal, new_token
@@ -64,18 +64,106 @@ def request_digest(canonical_body: bytes) -> bytes:
     return hashlib.sha256(canonical_body).digest()
 
 
+# An application in one of these states is out of the race: no review is recorded.
+UNREVIEWABLE: frozenset[str] = frozenset({"withdrawn", "rejected"})
+
+# What each conflict-of-interest reason means, for the refusal's message.
+CONFLICTS: dict[str, str] = {
+    "same_city": "the reviewer comes from the applicant's city",
+    "same_country": "the reviewer comes from the applicant's country and the call excludes it",
+    "reviewer_unknown": "the reviewer is no longer in the reviewer pool",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class ConstraintRefusal:
+    """How a database check that refused a decision is answered."""
+
+    status: Literal[409, 422]
+    loc: tuple[str, ...]
+    type: str
+    msg: str
+
+
+# Every check a decision's commit can trip (migrations/*.sql), each with its own answer.
+# The domain checks the same rules first; these answer when the database is the one
+# that noticed (a second line of defence, or data changed behind the service's back).
+DECISION_CONSTRAINTS: dict[str, ConstraintRefusal] = {
+    "applications_places_guard": ConstraintRefusal(
+        409, ("body", "decision"), "places_limit", "all places of the call are taken"
+    ),
+    "applications_status_check": ConstraintRefusal(
+        409, ("body", "decision"), "status", "the decision would leave an unknown status"
+    ),
+    "applications_reason_code_check": ConstraintRefusal(
+        422, ("body", "reason_code"), "reason_code", "unknown reason code"
+    ),
+    "applications_score_check": ConstraintRefusal(
+        409, ("path", "application_id"), "score_range", "the stored score lies outside 0..100"
+    ),
+    "applications_population_check": ConstraintRefusal(
+        409, ("path", "application_id"), "population", "the stored population is not positive"
+    ),
+}
+
+
+def decision_refused(exc: asyncpg.CheckViolationError, application_id: uuid.UUID) -> DomainError:
+    """The refusal for a check violation on a decision: its own answer per constraint.
+
+    An unknown constraint is still a refusal (409 ``constraint``, never a 500) and
+    its name is logged, so the mapping above can learn it.
+    """
+    name = getattr(exc, "constraint_name", None) or ""
+    known = DECISION_CONSTRAINTS.get(name)
+    if known is None:
+        log.error(
+            "decision_check_violation_unmapped",
+            application_id=str(application_id),
+            constraint=name or None,
+            error=str(exc),
+        )
+        return Conflict(
+            ("body", "decision"),
+            "constraint",
+            f"the decision conflicts with a rule of the stored data ({name or 'unnamed check'})",
+        )
+    log.info(
+        "decision_check_violation",
+        application_id=str(application_id),
+        constraint=name,
+        refusal=known.type,
+    )
+    cls = Conflict if known.status == 409 else Invalid
+    return cls(known.loc, known.type, known.msg)
+
+
 class Applications:
     """The service's use cases, bound to its pool and its configured reviewers."""
 
     def __init__(
         self,
         pool: asyncpg.Pool[Any],
-        reviewers: Sequence[ReviewerEntry] = (),
+        reviewers: Sequence[ReviewerEntry] | Callable[[], Sequence[ReviewerEntry]] = (),
         clock: Clock = utcnow,
+        *,
+        idempotency_retention: timedelta = timedelta(days=1),
     ) -> None:
         self.pool = pool
         self.clock = clock
-        self._configured = {r.id: Reviewer(r.id, r.name, r.city_name, r.country) for r in reviewers}
+        self.idempotency_retention = idempotency_retention
+        # Configured reviewers: a fixed list, or a function answering the current one
+        # (read again when a tokens file changes, so a reviewer's town may change too).
+        if callable(reviewers):
+            self._reviewer_entries = reviewers
+        else:
+            fixed = tuple(reviewers)
+            self._reviewer_entries = lambda: fixed
+
+    @property
+    def _configured(self) -> dict[str, Reviewer]:
+        return {
+            r.id: Reviewer(r.id, r.name, r.city_name, r.country) for r in self._reviewer_entries()
+        }
 
     # -- persistence of an aggregate's outcome --------------------------------
 
@@ -253,11 +341,15 @@ class Applications:
     async def withdraw(
         self, application_id: uuid.UUID, reason: str | None, correlation_id: str
     ) -> Application:
-        async with self.pool.acquire() as conn, conn.transaction():
-            call_id = await repo.call_of(conn, application_id)
-            book = await repo.load_book(conn, call_id, "update")
-            book.withdraw(application_id, self.clock(), reason)
-            await self._persist(conn, book, correlation_id)
+        try:
+            async with self.pool.acquire() as conn, conn.transaction():
+                call_id = await repo.call_of(conn, application_id)
+                book = await repo.load_book(conn, call_id, "update")
+                book.withdraw(application_id, self.clock(), reason)
+                await self._persist(conn, book, correlation_id)
+        except asyncpg.CheckViolationError as exc:
+            # Moving the best waitlisted one up is a decision too (by the system).
+            raise decision_refused(exc, application_id) from None
         return book.applications[application_id]
 
     # -- coordinators: decisions -------------------------------------------------------
@@ -287,11 +379,9 @@ class Applications:
                     reason=reason,
                 )
                 await self._persist(conn, book, correlation_id)
-        except asyncpg.CheckViolationError:
-            # The database's own places guard (a second line behind the lock).
-            raise Conflict(
-                ("body", "decision"), "places_limit", "all places of the call are taken"
-            ) from None
+        except asyncpg.CheckViolationError as exc:
+            # The database's own checks, a second line behind the domain's rules.
+            raise decision_refused(exc, application_id) from None
         return book.applications[application_id]
 
     # -- reviewers ---------------------------------------------------------------------
@@ -414,7 +504,13 @@ class Applications:
         comment: str,
         correlation_id: str,
     ) -> float:
-        """Record one reviewer's scores; return the application's new score."""
+        """Record one reviewer's scores; return the application's new score.
+
+        A conflict of interest found now (the reviewer's town or country, the
+        call's same-country rule or the application may have changed since the
+        assignment) refuses the review with 403 ``conflict_of_interest``; the
+        refusal and its reason are committed to the audit trail and logged.
+        """
         now = self.clock()
         async with self.pool.acquire() as conn, conn.transaction():
             call_id = await repo.call_of(conn, application_id)
@@ -437,49 +533,123 @@ class Applications:
                     "call_closed_first",
                     "reviews are recorded after the call has closed",
                 )
-            if app.status == "withdrawn":
-                raise Conflict(("path", "application_id"), "status", "the application is withdrawn")
-            score = call.rubric.score(scores)
-            try:
-                async with conn.transaction():
-                    await repo.insert_review(
-                        conn, application_id, reviewer.id, scores, comment, score, now
-                    )
-            except asyncpg.UniqueViolationError:
+            if app.status in UNREVIEWABLE:
                 raise Conflict(
-                    ("path", "application_id"), "one_review", "you have already reviewed it"
-                ) from None
-            all_scores = await repo.review_scores(conn, application_id)
-            aggregate = mean_score(all_scores)
-            assert aggregate is not None
-            await repo.save_score(conn, application_id, aggregate, len(all_scores))
-            await repo.write_audit(
-                conn,
-                [
-                    AuditEntry(
-                        call_id,
-                        application_id,
-                        reviewer.actor,
-                        "review_recorded",
-                        now,
-                        {"score": score, "application_score": aggregate},
-                    )
-                ],
-            )
-            if len(all_scores) >= call.reviews_required:
-                await record_event(
-                    conn,
-                    ApplicationReviewed(
-                        application_id=application_id,
-                        call_id=call_id,
-                        reviewed_at=now,
-                        score=aggregate,
-                        review_count=len(all_scores),
-                        reviewers_assigned=len(assigned),
-                    ),
-                    correlation_id=correlation_id,
+                    ("path", "application_id"),
+                    "status",
+                    f"the application is {app.status}; it can no longer be reviewed",
                 )
+            conflict = await self._review_conflict(conn, reviewer, app, call, now)
+            if conflict is None:
+                return await self._record_review(
+                    conn, app, call, reviewer, assigned, scores, comment, now, correlation_id
+                )
+        # Raised after the commit, so the refusal stays in the audit trail.
+        raise Forbidden(
+            ("path", "application_id"),
+            "conflict_of_interest",
+            f"conflict of interest: {conflict} ({CONFLICTS.get(conflict, conflict)});"
+            " the review is not recorded",
+        )
+
+    async def _review_conflict(
+        self, conn: Conn, reviewer: Principal, app: Application, call: Call, now: datetime
+    ) -> str | None:
+        """Why ``reviewer`` may not review ``app`` now (audited and logged), or None."""
+        who = (await self.reviewers(conn)).get(reviewer.id)
+        reason = "reviewer_unknown" if who is None else conflict_of_interest(who, app, call)
+        if reason is None:
+            return None
+        await repo.write_audit(
+            conn,
+            [
+                AuditEntry(
+                    call.id,
+                    app.id,
+                    reviewer.actor,
+                    "review_refused",
+                    now,
+                    {"reviewer_id": reviewer.id, "reason": reason},
+                )
+            ],
+        )
+        log.warning(
+            "review_refused", application_id=str(app.id), reviewer_id=reviewer.id, reason=reason
+        )
+        return reason
+
+    async def _record_review(
+        self,
+        conn: Conn,
+        app: Application,
+        call: Call,
+        reviewer: Principal,
+        assigned: Sequence[str],
+        scores: dict[str, int],
+        comment: str,
+        now: datetime,
+        correlation_id: str,
+    ) -> float:
+        score = call.rubric.score(scores)
+        try:
+            async with conn.transaction():
+                await repo.insert_review(conn, app.id, reviewer.id, scores, comment, score, now)
+        except asyncpg.UniqueViolationError:
+            raise Conflict(
+                ("path", "application_id"), "one_review", "you have already reviewed it"
+            ) from None
+        all_scores = await repo.review_scores(conn, app.id)
+        aggregate = mean_score(all_scores)
+        assert aggregate is not None
+        await repo.save_score(conn, app.id, aggregate, len(all_scores))
+        await repo.write_audit(
+            conn,
+            [
+                AuditEntry(
+                    call.id,
+                    app.id,
+                    reviewer.actor,
+                    "review_recorded",
+                    now,
+                    {"score": score, "application_score": aggregate},
+                )
+            ],
+        )
+        if len(all_scores) >= call.reviews_required:
+            await record_event(
+                conn,
+                ApplicationReviewed(
+                    application_id=app.id,
+                    call_id=call.id,
+                    reviewed_at=now,
+                    score=aggregate,
+                    review_count=len(all_scores),
+                    reviewers_assigned=len(assigned),
+                ),
+                correlation_id=correlation_id,
+            )
         return aggregate
+
+    # -- housekeeping -------------------------------------------------------------------
+
+    async def purge_idempotency(self, batch: int = 1000) -> int:
+        """Forget idempotency records older than the retention; return how many went.
+
+        Safe on every replica at once: each deletes rows the others have not
+        locked (``SKIP LOCKED``), in batches, each batch its own transaction.
+        """
+        before = self.clock() - self.idempotency_retention
+        total = 0
+        async with self.pool.acquire() as conn:
+            while True:
+                async with conn.transaction():
+                    deleted = await repo.purge_idempotent(conn, before, batch)
+                total += deleted
+                if deleted < batch:
+                    break
+        if total:
+            log.info("idempotency_keys_purged", count=total, before=before.isoformat())
+        return total
 
 
 # Who reacts to what (commands come from HTTP; the service consumes no events):
@@ -492,3 +662,4 @@ class Applications:
 #   assign / auto-assign     Applications.assign/...    (audit only; conflicts recorded)
 #   record review            Applications.review        pearls.application.reviewed
 #   decide                   Applications.decide        .accepted / .rejected / .waitlisted
+#   housekeeping tick        Applications.purge_idempotency  (old idempotency records deleted)

@@ -32,10 +32,15 @@ class Principal(TokenPrincipal):
 
 
 class Authenticator:
-    def __init__(self, pool: asyncpg.Pool[Any], coordinators: Sequence[TokenEntry]) -> None:
+    def __init__(
+        self, pool: asyncpg.Pool[Any], coordinators: Sequence[TokenEntry] | TokenBook[Principal]
+    ) -> None:
         self._pool = pool
-        self._coordinators: TokenBook[Principal] = TokenBook(
-            (c.digest, Principal("coordinator", c.id)) for c in coordinators
+        # A book (``TokenFiles.book``, see bootstrap) follows the tokens file; a list is fixed.
+        self._coordinators: TokenBook[Principal] = (
+            coordinators
+            if isinstance(coordinators, TokenBook)
+            else TokenBook((c.digest, Principal("coordinator", c.id)) for c in coordinators)
         )
 
     async def identify(self, token: str) -> Principal | None:
