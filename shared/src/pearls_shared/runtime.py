@@ -114,6 +114,16 @@ async def service_runtime(
     # A refused password or an untrusted certificate stops the start here, with one line
     # naming the address and why (aiokafka itself says only "Unable to bootstrap").
     await check_connection(kafka, client_id=f"pearls-{service}")
+    if (
+        kafka.topic_retention_ms == -1
+        or delivery.inbox_retention_s * 1000 < kafka.topic_retention_ms
+    ):
+        log.warning(
+            "inbox_retention_below_topic_retention",
+            inbox_retention_s=delivery.inbox_retention_s,
+            topic_retention_ms=kafka.topic_retention_ms,
+            risk="an event older than the inbox's memory, read again, would take effect again",
+        )
     topics = [*CONTRACT_TOPICS, *(dead_letter_topic(t, kafka) for t in CONTRACT_TOPICS)]
     await ensure_topics(kafka, topics)
     pool = await create_pool(db)

@@ -106,10 +106,12 @@ class DeliverySettings(BaseSettings):
         default=24 * 3600.0, ge=0, description="How long sent outbox rows are kept."
     )
     inbox_retention_s: float = Field(
-        default=30 * 24 * 3600.0,
+        default=760 * 24 * 3600.0,
         ge=0,
-        description="How long handled event ids are remembered; keep it above the topics'"
-        " retention, or a redelivered old event would take effect again.",
+        description="How long handled event ids are remembered (default 760 days); keep it"
+        " above the topics' retention (KAFKA_TOPIC_RETENTION_MS), or an old event read again"
+        " (a group reset to the start) would take effect again; a service warns at start"
+        " when it is not.",
     )
     consumer_max_attempts: int = Field(
         default=5, ge=1, description="Handler attempts before a message is dead-lettered."
