@@ -503,3 +503,15 @@ async def test_a_user_without_acls_may_neither_read_nor_write(
     with pytest.raises(ClusterAuthorizationFailedError):
         await producer.start()
     await producer.stop()
+
+
+async def test_a_topic_the_broker_refuses_to_create_stops_the_start_naming_it(
+    kafka_secure: SecureKafka,
+) -> None:
+    # Services may not create topics here (an administrator does): the broker's per-topic
+    # refusal must surface, not pass as if the topic now existed.
+    missing = f"pearls.security-missing-{uuid.uuid4().hex[:8]}"
+    with pytest.raises(topics.TopicsNotCreated) as refused:
+        await topics.ensure_topics(service_settings(kafka_secure, "applications"), [missing])
+    assert missing in str(refused.value)
+    assert "AuthorizationFailed" in str(refused.value)

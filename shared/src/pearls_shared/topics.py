@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import TopicAlreadyExistsError
+from aiokafka.errors import TopicAlreadyExistsError, for_code
 
 from pearls_shared.settings import KafkaSettings
 
@@ -51,6 +51,10 @@ def topic_configs(topic: str, settings: KafkaSettings) -> dict[str, str]:
     }
 
 
+class TopicsNotCreated(RuntimeError):
+    """The broker refused to create one or more topics; the message says which and why."""
+
+
 async def ensure_topics(
     settings: KafkaSettings,
     topics: Iterable[str],
@@ -76,8 +80,18 @@ async def ensure_topics(
         ]
         if wanted:
             try:
-                await admin.create_topics(wanted)
+                response = await admin.create_topics(wanted)
             except TopicAlreadyExistsError:
-                pass  # another replica created it between list and create
+                return  # another replica created it between list and create
+            # The broker answers per topic and aiokafka does not raise for those answers: a
+            # refused creation (no rights, a bad config) would otherwise pass unnoticed.
+            refused = [
+                f"{answer[0]}: {for_code(answer[1]).__name__}"
+                + (f" ({answer[2]})" if len(answer) > 2 and answer[2] else "")
+                for answer in response.topic_errors
+                if answer[1] not in (0, TopicAlreadyExistsError.errno)
+            ]
+            if refused:
+                raise TopicsNotCreated("the broker refused to create " + "; ".join(refused))
     finally:
         await admin.close()
