@@ -40,7 +40,7 @@ PYTHON=$(bash deploy/python.sh) || {
   exit 1
 }
 "$UV" sync --locked --quiet --python "$PYTHON"
-"$UV" run --locked pearls-infra fetch
+"$UV" run --locked pearls-infra fetch >/dev/null  # prints where the jars are; errors go to stderr
 # helm, kubeconform and the Kubernetes schemas for the deployment checks (tests/deploy).
 # Without them `make run` still works; the deployment checks then fail and say why.
 bash deploy/tools.sh || echo "setup: the deployment checks' tools are missing (deploy/tools.sh" \

@@ -76,5 +76,8 @@ for path in sorted(src.glob("*.json")):
 PY
   echo "$want" >"$SCHEMAS/.version"
 fi
-echo "tools: helm $HELM_VERSION, kubeconform $KUBECONFORM_VERSION, Kubernetes schemas" \
-  "v$KUBERNETES_SCHEMA_VERSION in .cache"
+# Quiet when nothing was installed: `make run` starts with this script's output.
+if ((SECONDS > 2)); then
+  echo "tools: helm $HELM_VERSION, kubeconform $KUBECONFORM_VERSION, Kubernetes schemas" \
+    "v$KUBERNETES_SCHEMA_VERSION in .cache"
+fi
