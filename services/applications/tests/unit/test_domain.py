@@ -241,3 +241,36 @@ def test_a_reason_code_goes_with_a_rejection_only():
     assert app.status == "submitted"
     book.decide(app.id, "reject", NOW, "c", reason_code="ineligible", reason="Too large.")
     assert app.reason_code == "ineligible"
+
+
+def test_contacts_change_after_the_call_closed_is_published_once_and_only_when_changed():
+    book = CallBook(make_call())
+    app = make_application(book.call)
+    book.submit(app, NOW)
+    book.close(NOW, "c")
+    book.decide(app.id, "accept", NOW, "c")
+    book.events.clear()
+    later = NOW + timedelta(days=40)
+    new = (
+        ContactPerson(name="Mārtiņš", email="martins@example.org", language="en", role="primary"),
+        ContactPerson(name="Inese", email="inese@example.org", language="lv", role="backup"),
+    )
+    book.update(app.id, {"contacts": new}, later)
+    [event] = book.events
+    assert event.event_type == "pearls.application.contacts_changed"
+    assert event.contacts == new and event.changed_at == later
+    book.events.clear()
+    book.update(app.id, {"contacts": tuple(reversed(new))}, later)  # the same people
+    assert book.events == []
+    with pytest.raises(Conflict, match="submission"):
+        book.update(app.id, {"contacts": new, "population": 12_000}, later)
+
+
+def test_the_contacts_of_a_closed_application_stay_as_they_were():
+    book = CallBook(make_call())
+    app = make_application(book.call)
+    book.submit(app, NOW)
+    book.withdraw(app.id, NOW, None)
+    other = (ContactPerson(name="X", email="x@example.org", language="en", role="primary"),)
+    with pytest.raises(Conflict, match="withdrawn"):
+        book.update(app.id, {"contacts": other}, NOW)
