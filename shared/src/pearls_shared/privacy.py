@@ -244,7 +244,10 @@ def guard_all(handlers: Mapping[str, Handler], eraser: Eraser) -> dict[str, Hand
 
 # --- the sweep -----------------------------------------------------------------------
 
-_ADDRESS_IN_TEXT = r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+"
+# An address inside any text or JSON (internationalised ones too): no spaces, quotes,
+# brackets or separators around it; domain labels joined by dots.
+_NOT_IN_ADDRESS = "\\s@\"'<>(),;:\\[\\]{}\\\\/"
+_ADDRESS_IN_TEXT = f"[^{_NOT_IN_ADDRESS}]+@[^{_NOT_IN_ADDRESS}.]+(?:\\.[^{_NOT_IN_ADDRESS}.]+)+"
 
 
 async def _text_columns(conn: asyncpg.Connection[Any]) -> list[asyncpg.Record]:
