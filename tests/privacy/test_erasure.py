@@ -16,6 +16,8 @@ from typing import Any
 import pytest
 from aiokafka import AIOKafkaProducer
 
+from pearls_awards.service_layer.rebuild import rebuild_view
+from pearls_shared.db import connect
 from pearls_shared.privacy import Eraser, ErasureSettings
 from pearls_shared.settings import KafkaSettings
 from pearls_shared.testing import read_topic, wait_for
@@ -144,6 +146,16 @@ async def test_an_erased_person_is_nowhere_and_a_second_erasure_changes_nothing(
         [record] = [r for r in records if r.key == erasure["erasure_id"].encode()]
         assert person.encode() not in record.value
         assert ERASER.hash(person).encode() in record.value
+
+        # A rebuild of the awards' view from the topics (which still hold the original
+        # events) brings nothing back: the register pseudonymises on arrival.
+        conn = await connect(stack.dsns["awards"])
+        try:
+            assert await rebuild_view(conn, kafka_settings) > 0
+        finally:
+            await conn.close()
+        assert await _mentions(stack, person) == {}
+        assert await stack.rows_mentioning("awards", pseudonym)
 
         before = {s: await stack.fingerprint(s, tag) for s in SERVICES}
         before |= {f"{s} (app)": await stack.fingerprint(s, app_id) for s in SERVICES}
