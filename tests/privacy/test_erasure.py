@@ -274,6 +274,10 @@ async def test_a_closed_applications_contacts_are_erased_by_its_id_and_an_open_o
             "/erasures", json={"email": rejected_contact}
         )
         assert nobody.status_code == 401
+        both = await stack.clients["applications"].post(
+            "/erasures", headers=AUTH, json={"email": rejected_contact, "application_id": rejected}
+        )
+        assert both.status_code == 422, both.text
 
         async def rejection_mailed() -> bool:
             return bool(stack.sink.to(rejected_contact))
