@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 from pydantic_settings import BaseSettings
 
+from pearls_shared.privacy import ErasureSettings
 from pearls_shared.settings import DeliverySettings, HttpSettings, KafkaSettings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -27,7 +28,12 @@ K8S_SCHEMAS = ROOT / ".cache" / "k8s-schemas"
 KUBERNETES_VERSION = "1.33.0"
 SERVICES = ("applications", "mentoring", "awards", "notifications")
 # Variables every service reads, whatever its prefix (pearls_shared.settings).
-COMMON_SETTINGS: tuple[type[BaseSettings], ...] = (KafkaSettings, DeliverySettings, HttpSettings)
+COMMON_SETTINGS: tuple[type[BaseSettings], ...] = (
+    KafkaSettings,
+    DeliverySettings,
+    HttpSettings,
+    ErasureSettings,
+)
 
 
 def settings_class(service: str) -> type[BaseSettings]:

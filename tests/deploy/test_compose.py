@@ -131,8 +131,9 @@ def test_every_variable_is_one_the_settings_know(compose: dict[str, Any]) -> Non
             env = env_of(compose["services"][name])
             assert not unknown_env(service, set(env)), f"{name}: unknown variables"
             own = f"PEARLS_{service.upper()}_"
+            shared = ("PEARLS_DELIVERY_", "PEARLS_HTTP_", "PEARLS_ERASURE_")
             strangers = {v for v in env if v.startswith("PEARLS_") and not v.startswith(own)} - {
-                v for v in env if v.startswith(("PEARLS_DELIVERY_", "PEARLS_HTTP_"))
+                v for v in env if v.startswith(shared)
             }
             assert not strangers, f"{name}: another service's variables"
 

@@ -52,7 +52,12 @@ SUBSCRIPTIONS: tuple[Subscription, ...] = (
         "mentoring",
         "mentoring",
         "PEARLS_MENTORING_CONSUMER_GROUP",
-        ("pearls.application.accepted", "pearls.application.withdrawn"),
+        (
+            "pearls.application.accepted",
+            "pearls.application.contacts_changed",
+            "pearls.application.withdrawn",
+            "pearls.person.erased",
+        ),
     ),
     Subscription(
         "awards",
@@ -60,6 +65,7 @@ SUBSCRIPTIONS: tuple[Subscription, ...] = (
         "PEARLS_AWARDS_CONSUMER_GROUP",
         (
             "pearls.application.accepted",
+            "pearls.application.contacts_changed",
             "pearls.application.withdrawn",
             "pearls.mentor.assigned",
             "pearls.mentor.unassigned",
@@ -68,6 +74,7 @@ SUBSCRIPTIONS: tuple[Subscription, ...] = (
             "pearls.plan.milestone_overdue",
             "pearls.plan.milestone_reached",
             "pearls.plan.submitted",
+            "pearls.person.erased",
         ),
     ),
     Subscription(
@@ -76,6 +83,7 @@ SUBSCRIPTIONS: tuple[Subscription, ...] = (
         "PEARLS_NOTIFICATIONS_CONSUMER_GROUP",
         (
             "pearls.application.accepted",
+            "pearls.application.contacts_changed",
             "pearls.application.rejected",
             "pearls.application.submitted",
             "pearls.application.waitlisted",
@@ -90,6 +98,7 @@ SUBSCRIPTIONS: tuple[Subscription, ...] = (
             "pearls.mentor.registered",
             "pearls.mentor.unassigned",
             "pearls.mentor.unmatched",
+            "pearls.person.erased",
             "pearls.plan.approved",
             "pearls.plan.changes_requested",
             "pearls.plan.completed",

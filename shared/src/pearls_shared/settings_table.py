@@ -23,6 +23,7 @@ from pydantic_core import PydanticUndefined
 from pydantic_settings import BaseSettings
 
 from pearls_shared.openapi_docs import service_settings_class, services
+from pearls_shared.privacy import ErasureSettings
 from pearls_shared.settings import (
     DeliverySettings,
     HttpSettings,
@@ -48,6 +49,7 @@ def settings_classes() -> list[tuple[str, type[BaseSettings]]]:
         ("Delivery: outbox relay and consumers (every service)", DeliverySettings),
         ("HTTP request bounds (every service)", HttpSettings),
         ("Tracing: OpenTelemetry (every service)", TracingSettings),
+        ("Erasure: GDPR art. 17 (every service)", ErasureSettings),
     ]
     return shared + [(service, service_settings_class(service)) for service in services()]
 

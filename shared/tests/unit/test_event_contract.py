@@ -38,6 +38,8 @@ CONTRACT = {
         "pearls.application.accepted": "application_id",
         "pearls.application.rejected": "application_id",
         "pearls.application.waitlisted": "application_id",
+        "pearls.application.contacts_changed": "application_id",
+        "pearls.person.erased": "erasure_id",
     },
     topics.MENTORING: {
         "pearls.mentor.registered": "mentor_id",
@@ -67,8 +69,8 @@ CONTRACT = {
 ALL_TYPES = sorted(t for types in CONTRACT.values() for t in types)
 
 
-def test_registry_holds_exactly_the_26_types_of_the_contract() -> None:
-    assert len(ALL_TYPES) == 26
+def test_registry_holds_exactly_the_28_types_of_the_contract() -> None:
+    assert len(ALL_TYPES) == 28
     assert sorted(EVENT_TYPES) == ALL_TYPES
 
 

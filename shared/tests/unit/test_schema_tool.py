@@ -51,7 +51,7 @@ def test_committed_contract_passes_check(
     published: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     assert check(published) == 0
-    assert "26 event types" in capsys.readouterr().out
+    assert "28 event types" in capsys.readouterr().out
 
 
 def test_check_fails_on_an_out_of_date_file(

@@ -6,7 +6,8 @@ into empty tables gives what the live consumer built:
 
 - awards: its view of the participants (``pearls_awards``' own ``rebuild_view``);
 - notifications: its contact directory (participants' contacts, erasures,
-  mentors, mentor assignments), through the service's own ``update_directory``.
+  mentors, mentor assignments), through the service's own ``directory_handlers``
+  (erased addresses stay pseudonymised: the erasure registers are kept).
   Only the directory is rebuilt: planned and sent e-mails are history, and no
   e-mail is planned by a rebuild.
 
@@ -53,9 +54,8 @@ async def rebuild(service: Service) -> str:
 
 
 async def _notifications(conn: Any, service: Service) -> str:
-    from pearls_notifications.domain.routing import WHO_HEARS_WHAT
     from pearls_notifications.entrypoints.consumers import CONSUMED_TOPICS
-    from pearls_notifications.service_layer.handlers import update_directory
+    from pearls_notifications.service_layer.handlers import directory_handlers
 
     applied = 0
     async with conn.transaction():
@@ -63,7 +63,8 @@ async def _notifications(conn: Any, service: Service) -> str:
             await conn.execute(f"LOCK TABLE {table} IN EXCLUSIVE MODE")
         for table in NOTIFICATIONS_DIRECTORY:
             await conn.execute(f"DELETE FROM {table} WHERE true")  # noqa: S608 - fixed names
-        async for envelope, data in events(service.kafka(), CONSUMED_TOPICS, list(WHO_HEARS_WHAT)):
-            await update_directory(conn, envelope, data)
+        handlers = directory_handlers()
+        async for envelope, data in events(service.kafka(), CONSUMED_TOPICS, list(handlers)):
+            await handlers[envelope.type](conn, envelope, data)
             applied += 1
     return f"notifications: contact directory rebuilt from {applied} events"

@@ -266,3 +266,36 @@ def test_an_applicant_sees_its_score_only_as_the_call_allows(
     if decided:
         book.decide(app.id, "waitlist", NOW, "coordinator:anna")
     assert call.shows_scores_to_applicant(app) is shown
+
+
+def test_contacts_change_after_the_call_closed_is_published_once_and_only_when_changed():
+    book = CallBook(make_call())
+    app = make_application(book.call)
+    book.submit(app, NOW)
+    book.close(NOW, "c")
+    book.decide(app.id, "accept", NOW, "c")
+    book.events.clear()
+    later = NOW + timedelta(days=40)
+    new = (
+        ContactPerson(name="Mārtiņš", email="martins@example.org", language="en", role="primary"),
+        ContactPerson(name="Inese", email="inese@example.org", language="lv", role="backup"),
+    )
+    book.update(app.id, {"contacts": new}, later)
+    [event] = book.events
+    assert event.event_type == "pearls.application.contacts_changed"
+    assert event.contacts == new and event.changed_at == later
+    book.events.clear()
+    book.update(app.id, {"contacts": tuple(reversed(new))}, later)  # the same people
+    assert book.events == []
+    with pytest.raises(Conflict, match="submission"):
+        book.update(app.id, {"contacts": new, "population": 12_000}, later)
+
+
+def test_the_contacts_of_a_closed_application_stay_as_they_were():
+    book = CallBook(make_call())
+    app = make_application(book.call)
+    book.submit(app, NOW)
+    book.withdraw(app.id, NOW, None)
+    other = (ContactPerson(name="X", email="x@example.org", language="en", role="primary"),)
+    with pytest.raises(Conflict, match="withdrawn"):
+        book.update(app.id, {"contacts": other}, NOW)

@@ -1,7 +1,8 @@
 """Events of the applications service: calls, applications, reviews, decisions.
 
-Topic ``pearls.applications.v1``; call events are keyed by ``call_id``, all
-others by ``application_id`` (which later services call the participant id).
+Topic ``pearls.applications.v1``; call events are keyed by ``call_id``, erasures
+by ``erasure_id``, all others by ``application_id`` (which later services call the
+participant id).
 Decisions carry the applicant's name, country and contacts so that mentoring
 and notifications can act without asking the applications service.
 """
@@ -9,9 +10,9 @@ and notifications can act without asking the applications service.
 from __future__ import annotations
 
 import uuid
-from typing import ClassVar, Literal, Self
+from typing import Annotated, ClassVar, Literal, Self
 
-from pydantic import AnyHttpUrl, AwareDatetime, Field, model_validator
+from pydantic import AnyHttpUrl, AwareDatetime, Field, StringConstraints, model_validator
 
 from pearls_shared import topics
 from pearls_shared.events.base import EventData
@@ -230,6 +231,66 @@ class ApplicationWaitlisted(_ApplicationEvent):
     score: float | None = Field(default=None, ge=0, le=100, description=_SCORE)
 
 
+class ApplicationContactsChanged(_ApplicationEvent):
+    """The applicant replaced its contact persons; the list is the full current one."""
+
+    event_type: ClassVar[str] = "pearls.application.contacts_changed"
+
+    application_id: uuid.UUID = Field(description=_APPLICATION_ID)
+    call_id: uuid.UUID = Field(description=_CALL_ID)
+    changed_at: AwareDatetime = Field(
+        description="When the change was recorded. Every event that carries contacts tells"
+        " them as of its own time (submitted_at, decided_at, withdrawn_at, changed_at): a"
+        " consumer keeps the contacts of the latest one, so an older event arriving late"
+        " never overwrites newer contacts."
+    )
+    city_name: Name = Field(description=_CITY)
+    contacts: Contacts = Field(
+        description="The complete current list (replaces the previous one): exactly one"
+        " primary, any number of backups."
+    )
+
+
+EmailHash = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
+
+
+class PersonErased(_ApplicationsEvent):
+    """A coordinator erased a person's (or a closed application's) contact data (GDPR art. 17).
+
+    Carries no address: only keyed hashes (HMAC-SHA256 with the operator's shared erasure
+    key, ``pearls_shared.privacy``) and, for an application's erasure, its id. Every
+    subscriber pseudonymises what it holds for those addresses and keeps the hashes, so
+    data arriving later for them is pseudonymised on arrival.
+    """
+
+    event_type: ClassVar[str] = "pearls.person.erased"
+    key_field: ClassVar[str] = "erasure_id"
+
+    erasure_id: uuid.UUID = Field(description="Id of the erasure (the coordinator's request).")
+    requested_at: AwareDatetime = Field(description="When the coordinator asked for it.")
+    scope: Literal["person", "application"] = Field(
+        description="'person': every record of the addresses, wherever they appear;"
+        " 'application': the contact data of one withdrawn or rejected application."
+    )
+    email_hashes: tuple[EmailHash, ...] = Field(
+        description="Hex HMAC-SHA256 of each erased address (trimmed, lower case), keyed with"
+        " the erasure key the operator gives every subscriber; empty when none is known."
+    )
+    application_id: uuid.UUID | None = Field(
+        default=None,
+        description="The application whose contact data is erased (scope"
+        " 'application'); null for a person.",
+    )
+
+    @model_validator(mode="after")
+    def _scope(self) -> Self:
+        if self.scope == "application" and self.application_id is None:
+            raise ValueError("an application's erasure names its application_id")
+        if self.scope == "person" and not self.email_hashes:
+            raise ValueError("a person's erasure carries the hash of its address")
+        return self
+
+
 EVENTS: tuple[type[EventData], ...] = (
     CallOpened,
     CallClosed,
@@ -239,4 +300,6 @@ EVENTS: tuple[type[EventData], ...] = (
     ApplicationAccepted,
     ApplicationRejected,
     ApplicationWaitlisted,
+    ApplicationContactsChanged,
+    PersonErased,
 )

@@ -7,6 +7,8 @@ plan and wins the award. Ids are derived from names, so samples are stable.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import uuid
 from collections.abc import Callable
 from datetime import UTC, date, datetime
@@ -115,6 +117,10 @@ _NOTIFICATION = {
     "message_id": f"<{sample_id('message:accepted:inese')}@pearls.example>",
 }
 
+_ERASED_HASH = hmac.new(
+    b"sample-erasure-key", b"inese.berzina@kuldiga.example", hashlib.sha256
+).hexdigest()
+
 _BUILDERS: dict[str, Callable[[], EventData]] = {
     "pearls.call.opened": lambda: app.CallOpened(
         call_id=CALL_ID,
@@ -185,6 +191,33 @@ _BUILDERS: dict[str, Callable[[], EventData]] = {
     ),
     "pearls.application.waitlisted": lambda: app.ApplicationWaitlisted(
         **_DECISION, waitlist_position=2, rank=14, score=71.5
+    ),
+    "pearls.application.contacts_changed": lambda: app.ApplicationContactsChanged(
+        application_id=APPLICATION_ID,
+        call_id=CALL_ID,
+        changed_at=_at(12, 18),
+        city_name=CITY,
+        contacts=(
+            ContactPerson(
+                name="Mārtiņš Ozols",
+                email="martins.ozols@kuldiga.example",
+                language="en",
+                role="primary",
+            ),
+            ContactPerson(
+                name="Līga Kalniņa",
+                email="liga.kalnina@kuldiga.example",
+                language="lv",
+                role="backup",
+            ),
+        ),
+    ),
+    "pearls.person.erased": lambda: app.PersonErased(
+        erasure_id=sample_id("erasure:inese"),
+        requested_at=_at(12, 19),
+        scope="person",
+        # HMAC-SHA256 of "inese.berzina@kuldiga.example" with the key "sample-erasure-key".
+        email_hashes=(_ERASED_HASH,),
     ),
     "pearls.mentor.registered": lambda: men.MentorRegistered(
         mentor_id=MENTOR_ID,

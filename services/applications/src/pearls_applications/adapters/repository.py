@@ -566,3 +566,48 @@ async def read_audit(
         offset,
     )
     return rows
+
+
+# -- erasure ----------------------------------------------------------------------
+
+
+async def applications_with_address(conn: Conn, email: str) -> list[tuple[uuid.UUID, uuid.UUID]]:
+    """(application id, call id) of every application with this contact address."""
+    rows = await conn.fetch(
+        "SELECT application_id, call_id FROM applications a WHERE EXISTS ("
+        " SELECT 1 FROM jsonb_array_elements(a.contacts) c"
+        " WHERE lower(btrim(c->>'email')) = $1) ORDER BY application_id",
+        email,
+    )
+    return [(r["application_id"], r["call_id"]) for r in rows]
+
+
+async def lock_calls(conn: Conn, call_ids: Sequence[uuid.UUID]) -> None:
+    """The lock every change of an application takes (its call's row), in one order."""
+    await conn.execute(
+        "SELECT 1 FROM calls WHERE call_id = ANY($1::uuid[]) ORDER BY call_id FOR UPDATE",
+        sorted(set(call_ids)),
+    )
+
+
+async def insert_erasure(
+    conn: Conn,
+    erasure_id: uuid.UUID,
+    scope: str,
+    email_hashes: Sequence[str],
+    application_id: uuid.UUID | None,
+    applications: Sequence[uuid.UUID],
+    actor: str,
+    at: datetime,
+) -> None:
+    await conn.execute(
+        "INSERT INTO erasures (erasure_id, scope, email_hashes, application_id, applications,"
+        " requested_by, requested_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        erasure_id,
+        scope,
+        list(email_hashes),
+        application_id,
+        list(applications),
+        actor,
+        at,
+    )

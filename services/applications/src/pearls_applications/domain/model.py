@@ -18,6 +18,7 @@ from typing import Any, Literal
 from pearls_shared.errors import Conflict, Invalid, NotFound
 from pearls_shared.events.applications import (
     ApplicationAccepted,
+    ApplicationContactsChanged,
     ApplicationRejected,
     ApplicationSubmitted,
     ApplicationWaitlisted,
@@ -47,6 +48,8 @@ DECIDABLE: dict[str, frozenset[str]] = {
     "waitlisted": frozenset({"accept", "reject"}),
 }
 WITHDRAWABLE: frozenset[str] = frozenset({"submitted", "accepted", "waitlisted"})
+# Whose contact persons may still change: applications that are alive.
+CONTACTS_CHANGEABLE: frozenset[str] = WITHDRAWABLE
 SYSTEM = "system"
 
 
@@ -354,22 +357,44 @@ class CallBook:
         )
 
     def update(self, application_id: uuid.UUID, changes: Mapping[str, Any], now: datetime) -> None:
+        """Change what the applicant submitted. The contact persons alone may change at
+        any time while the application is alive (staff change often, and mail must reach
+        whoever is in charge now); everything else only while the call is open and the
+        application not yet decided. A changed contact list is published."""
         app = self.get(application_id)
-        self._require_window(now)
-        if app.status != "submitted":
-            raise Conflict(
-                ("path", "application_id"),
-                "status",
-                f"only a submitted application can be changed; this one is {app.status}",
-            )
         for name in changes:
             if name not in UPDATABLE:
                 raise Invalid(("body", name), "not_updatable", f"{name} cannot be changed")
+        if set(changes) == {"contacts"}:
+            if app.status not in CONTACTS_CHANGEABLE:
+                raise Conflict(
+                    ("path", "application_id"),
+                    "status",
+                    f"the contacts of an application that is {app.status} cannot be changed",
+                )
+        else:
+            self._require_window(now)
+            if app.status != "submitted":
+                raise Conflict(
+                    ("path", "application_id"),
+                    "status",
+                    f"only a submitted application can be changed; this one is {app.status}",
+                )
         candidate = replace(app, **changes, updated_at=now)
         self._check_eligible(candidate)
         self.applications[application_id] = candidate
         self.changed.add(application_id)
         self._audit(application_id, "applicant", "updated", now, {"fields": sorted(changes)})
+        if "contacts" in changes and set(candidate.contacts) != set(app.contacts):
+            self.events.append(
+                ApplicationContactsChanged(
+                    application_id=app.id,
+                    call_id=self.call.id,
+                    changed_at=now,
+                    city_name=candidate.city_name,
+                    contacts=candidate.contacts,
+                )
+            )
 
     def withdraw(self, application_id: uuid.UUID, now: datetime, reason: str | None) -> None:
         app = self.get(application_id)

@@ -374,6 +374,11 @@ async def read_application(
     "/applications/{application_id}",
     tags=["applications"],
     summary="Update an application (applicant, while the call is open)",
+    description="While the call is open and the application is submitted, any field but"
+    " the city and its country. The contact persons alone may be changed at any time while"
+    " the application is submitted, accepted or waitlisted; a changed contact list is"
+    " published as `pearls.application.contacts_changed`, so every later e-mail reaches the"
+    " new contacts.",
     dependencies=[Applicant],
 )
 async def update_application(
@@ -491,6 +496,37 @@ async def reviews(
         await repo.call_of(conn, application_id)  # 404 for an unknown application
         rows = await repo.reviews_of(conn, application_id)
     return [s.ReviewOut.model_validate(dict(r)) for r in rows]
+
+
+# -- erasure ----------------------------------------------------------------------
+
+
+@router.post(
+    "/erasures",
+    status_code=status.HTTP_202_ACCEPTED,
+    tags=["erasure"],
+    summary="Erase a person's or a closed application's contact data (GDPR art. 17)",
+    description="Coordinators only. With `email`: every application's contact with that"
+    " address is pseudonymised here at once; with `application_id`: the contacts of that"
+    " application, which must be withdrawn or rejected (409 `status` otherwise). One"
+    " `pearls.person.erased` event (keyed hashes of the addresses, never the addresses)"
+    " tells the other services, which pseudonymise their copies when they read it: hence"
+    " 202. An address no application holds is still published (mentors and jurors are"
+    " known elsewhere).",
+)
+async def erase(body: s.ErasureIn, who: Coordinator, service: Service) -> s.ErasureOut:
+    done = await service.erase(
+        email=str(body.email) if body.email is not None else None,
+        application_id=body.application_id,
+        actor=who.actor,
+        correlation_id=correlation_id(),
+    )
+    return s.ErasureOut(
+        erasure_id=done.erasure_id,
+        scope="person" if done.scope == "person" else "application",
+        requested_at=done.requested_at,
+        applications=done.applications,
+    )
 
 
 # -- decisions and audit ----------------------------------------------------------

@@ -479,3 +479,37 @@ class AuditOut(BaseModel):
     action: str
     details: dict[str, Any]
     at: datetime
+
+
+# -- erasure ------------------------------------------------------------------------
+
+
+class ErasureIn(_In):
+    """Exactly one of ``email`` (a person) and ``application_id`` (a closed application)."""
+
+    email: EmailStr | None = Field(
+        default=None,
+        description="Erase this person everywhere: every application's contact with this"
+        " address, and (through pearls.person.erased) mentors, jurors, the contact directory"
+        " and the e-mail log of the other services.",
+    )
+    application_id: uuid.UUID | None = Field(
+        default=None,
+        description="Erase the contact data of this application; only when it is withdrawn"
+        " or rejected (409 otherwise).",
+    )
+
+    @model_validator(mode="after")
+    def _one_of(self) -> ErasureIn:
+        if (self.email is None) == (self.application_id is None):
+            raise ValueError("give exactly one of email and application_id")
+        return self
+
+
+class ErasureOut(_Out):
+    erasure_id: uuid.UUID = Field(description="Id of the erasure; the event's key.")
+    scope: Literal["person", "application"]
+    requested_at: datetime
+    applications: int = Field(
+        description="How many applications' contacts this service pseudonymised."
+    )

@@ -33,9 +33,10 @@ from pearls_applications.domain.model import (
 )
 from pearls_applications.domain.review import Reviewer, Spread, conflict_of_interest, spread
 from pearls_applications.service_layer import tokens
+from pearls_shared import privacy
 from pearls_shared.db import Conn
 from pearls_shared.errors import Conflict, DomainError, Forbidden, Invalid, NotFound
-from pearls_shared.events.applications import ApplicationReviewed
+from pearls_shared.events.applications import ApplicationReviewed, PersonErased
 from pearls_shared.outbox import record_event
 from pearls_shared.tokens import Principal, new_token
 
@@ -52,6 +53,18 @@ class Submitted:
     application_id: uuid.UUID
     applicant_token: str
     replayed: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Erasure:
+    erasure_id: uuid.UUID
+    scope: str
+    requested_at: datetime
+    applications: int
+
+
+# Applications whose contact data a coordinator may erase: closed for good.
+ERASABLE = frozenset({"withdrawn", "rejected"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,10 +160,12 @@ class Applications:
         clock: Clock = utcnow,
         *,
         idempotency_retention: timedelta = timedelta(days=1),
+        eraser: privacy.Eraser | None = None,
     ) -> None:
         self.pool = pool
         self.clock = clock
         self.idempotency_retention = idempotency_retention
+        self.eraser = eraser or privacy.Eraser.from_settings()
         # Configured reviewers: a fixed list, or a function answering the current one
         # (read again when a tokens file changes, so a reviewer's town may change too).
         if callable(reviewers):
@@ -351,6 +366,91 @@ class Applications:
             # Moving the best waitlisted one up is a decision too (by the system).
             raise decision_refused(exc, application_id) from None
         return book.applications[application_id]
+
+    # -- coordinators: erasure (GDPR art. 17) -------------------------------------------
+
+    async def erase(
+        self,
+        *,
+        email: str | None = None,
+        application_id: uuid.UUID | None = None,
+        actor: str,
+        correlation_id: str,
+    ) -> Erasure:
+        """Erase a person (every application's contact with that address) or the contact
+        data of one withdrawn or rejected application: pseudonymise this service's copy
+        (rows, audit details, outbox) and publish one ``pearls.person.erased`` carrying
+        only keyed hashes, in one transaction. An address no application holds is still
+        published: mentors and jurors are known to other services only."""
+        if (email is None) == (application_id is None):
+            raise Invalid(("body",), "one_of", "give either email or application_id")
+        now, erasure_id = self.clock(), uuid.uuid4()
+        async with self.pool.acquire() as conn, conn.transaction():
+            if application_id is not None:
+                call_id = await repo.call_of(conn, application_id)
+                await repo.lock_calls(conn, [call_id])
+                app = await repo.load_application(conn, application_id)
+                if app.status not in ERASABLE:
+                    raise Conflict(
+                        ("body", "application_id"),
+                        "status",
+                        f"only a withdrawn or rejected application's contacts can be erased;"
+                        f" this one is {app.status}",
+                    )
+                addresses = [c.email for c in app.contacts if not privacy.is_pseudonym(c.email)]
+                affected = [(application_id, call_id)]
+                scope = "application"
+            else:
+                assert email is not None
+                addresses = [email]
+                affected = await repo.applications_with_address(conn, privacy.normalise(email))
+                await repo.lock_calls(conn, [c for _, c in affected])
+                scope = "person"
+            hashes = tuple(sorted({self.eraser.hash(a) for a in addresses}))
+            hide = {privacy.normalise(a): self.eraser.pseudonym(a) for a in addresses}
+            await privacy.sweep(conn, hide)
+            if scope == "person":
+                await privacy.register_addresses(conn, hashes, erasure_id, now)
+            else:
+                assert application_id is not None
+                await privacy.register_application(conn, application_id, erasure_id, now)
+            await repo.write_audit(
+                conn,
+                [
+                    AuditEntry(
+                        call_id,
+                        app_id,
+                        actor,
+                        "contacts_erased",
+                        now,
+                        {"erasure_id": str(erasure_id), "scope": scope},
+                    )
+                    for app_id, call_id in affected
+                ],
+            )
+            await repo.insert_erasure(
+                conn,
+                erasure_id,
+                scope,
+                hashes,
+                application_id,
+                [a for a, _ in affected],
+                actor,
+                now,
+            )
+            await record_event(
+                conn,
+                PersonErased(
+                    erasure_id=erasure_id,
+                    requested_at=now,
+                    scope=scope,
+                    email_hashes=hashes,
+                    application_id=application_id,
+                ),
+                correlation_id=correlation_id,
+            )
+        log.info("erasure_recorded", erasure_id=str(erasure_id), scope=scope, by=actor)
+        return Erasure(erasure_id, scope, now, len(affected))
 
     # -- coordinators: decisions -------------------------------------------------------
 
@@ -657,7 +757,8 @@ class Applications:
 #   schedule tick            Applications.run_schedule  pearls.call.opened / pearls.call.closed
 #   close call early         Applications.close_call    pearls.call.closed
 #   submit application       Applications.submit        pearls.application.submitted
-#   update application       Applications.update        (audit only)
+#   update application       Applications.update        .contacts_changed (contacts changed)
+#   erase person/application Applications.erase         pearls.person.erased
 #   withdraw application     Applications.withdraw      .withdrawn (+ .accepted, from_waitlist)
 #   assign / auto-assign     Applications.assign/...    (audit only; conflicts recorded)
 #   record review            Applications.review        pearls.application.reviewed

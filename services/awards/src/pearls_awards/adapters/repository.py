@@ -19,6 +19,7 @@ from pearls_awards.domain.rounds import Eligibility, Juror, Round
 from pearls_awards.domain.showcase import Pearl
 from pearls_awards.domain.view import ParticipantView
 from pearls_shared.db import Conn
+from pearls_shared.privacy import ERASED_NAME
 
 # -- the participants' view --------------------------------------------------
 
@@ -30,6 +31,7 @@ def _view(row: asyncpg.Record) -> ParticipantView:
         city_name=row["city_name"],
         country=row["country"].strip() if row["country"] else None,
         contacts=row["contacts"],
+        contacts_as_of=row["contacts_as_of"],
         themes=tuple(row["themes"]),
         accepted_at=row["accepted_at"],
         withdrawn_at=row["withdrawn_at"],
@@ -62,8 +64,8 @@ async def save_view(conn: Conn, v: ParticipantView) -> None:
         """
         INSERT INTO participants (participant_id, call_id, city_name, city_key, country,
             contacts, themes, accepted_at, withdrawn_at, plan_stage, approved_revision,
-            approved_milestones, reached, overdue, achievements, mentors)
-        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)
+            approved_milestones, reached, overdue, achievements, mentors, contacts_as_of)
+        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)
         ON CONFLICT (participant_id) DO UPDATE SET
             call_id = EXCLUDED.call_id, city_name = EXCLUDED.city_name,
             city_key = EXCLUDED.city_key, country = EXCLUDED.country,
@@ -72,7 +74,7 @@ async def save_view(conn: Conn, v: ParticipantView) -> None:
             plan_stage = EXCLUDED.plan_stage, approved_revision = EXCLUDED.approved_revision,
             approved_milestones = EXCLUDED.approved_milestones, reached = EXCLUDED.reached,
             overdue = EXCLUDED.overdue, achievements = EXCLUDED.achievements,
-            mentors = EXCLUDED.mentors
+            mentors = EXCLUDED.mentors, contacts_as_of = EXCLUDED.contacts_as_of
         """,
         v.participant_id,
         v.call_id,
@@ -90,6 +92,7 @@ async def save_view(conn: Conn, v: ParticipantView) -> None:
         list(v.overdue),
         list(v.achievements),
         v.mentors,
+        v.contacts_as_of,
     )
 
 
@@ -491,3 +494,13 @@ async def audit_of_round(conn: Conn, round_id: uuid.UUID) -> list[asyncpg.Record
     return list(
         await conn.fetch("SELECT * FROM audit WHERE round_id = $1 ORDER BY at, audit_id", round_id)
     )
+
+
+async def anonymise_jurors(conn: Conn, pseudonyms: Sequence[str]) -> int:
+    """Jurors whose address was erased keep their scores, not their name."""
+    result = await conn.execute(
+        "UPDATE jurors SET name = $2 WHERE lower(email) = ANY($1::text[])",
+        list(pseudonyms),
+        ERASED_NAME,
+    )
+    return int(result.split()[-1])

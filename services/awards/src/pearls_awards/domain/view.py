@@ -28,6 +28,7 @@ class ParticipantView:
     city_name: str | None = None
     country: str | None = None
     contacts: list[dict[str, Any]] | None = None
+    contacts_as_of: datetime | None = None
     themes: tuple[str, ...] = ()
     accepted_at: datetime | None = None
     withdrawn_at: datetime | None = None
@@ -106,9 +107,11 @@ def apply(view: ParticipantView, event: Any) -> ParticipantView:
             view.call_id = event.call_id
             view.city_name = event.city_name
             view.country = event.country
-            view.contacts = [c.model_dump(mode="json") for c in event.contacts]
             view.themes = tuple(event.themes)
             view.accepted_at = event.decided_at
+        _contacts(view, event.contacts, event.decided_at)
+    elif isinstance(event, app_events.ApplicationContactsChanged):
+        _contacts(view, event.contacts, event.changed_at)
     elif isinstance(event, app_events.ApplicationWithdrawn):
         if event.previous_status == "accepted":
             view.withdrawn_at = min(filter(None, (view.withdrawn_at, event.withdrawn_at)))
@@ -140,6 +143,13 @@ def apply(view: ParticipantView, event: Any) -> ParticipantView:
     return view
 
 
+def _contacts(view: ParticipantView, contacts: Any, as_of: datetime) -> None:
+    """The contact list of the latest event that carries one (ties: the later read)."""
+    if view.contacts_as_of is None or as_of >= view.contacts_as_of:
+        view.contacts = [c.model_dump(mode="json") for c in contacts]
+        view.contacts_as_of = as_of
+
+
 def _mentor(
     view: ParticipantView,
     ref: Any,
@@ -158,6 +168,7 @@ def _mentor(
 # Event types the view is built from (the rest of the two topics does not matter here).
 VIEW_EVENTS: tuple[str, ...] = (
     "pearls.application.accepted",
+    "pearls.application.contacts_changed",
     "pearls.application.withdrawn",
     "pearls.mentor.assigned",
     "pearls.mentor.unassigned",

@@ -12,5 +12,8 @@ def subscription(events: ViewEvents, group: str) -> Subscription:
     return Subscription(
         name=group,
         topics=(APPLICATIONS, MENTORING),
-        handlers=dict.fromkeys(VIEW_EVENTS, events.on_event),
+        handlers={
+            **dict.fromkeys(VIEW_EVENTS, events.on_event),
+            "pearls.person.erased": events.on_erased,
+        },
     )

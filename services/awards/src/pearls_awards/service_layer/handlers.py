@@ -30,9 +30,11 @@ from pearls_awards.domain.rounds import (
 from pearls_awards.domain.showcase import Pearl, make_slug
 from pearls_awards.domain.view import ParticipantView, apply
 from pearls_shared import envelope as ce
+from pearls_shared import privacy
 from pearls_shared.db import Conn
 from pearls_shared.errors import Conflict, Forbidden, NotFound
 from pearls_shared.events import awards as ev
+from pearls_shared.events.applications import PersonErased
 from pearls_shared.events.common import ContactPerson, PersonRef
 from pearls_shared.outbox import record_event
 from pearls_shared.tokens import new_token
@@ -115,11 +117,37 @@ class ViewEvents:
     nominations are people's and rounds' history, not a function of the topics.
     """
 
-    def __init__(self, clock: Clock = utcnow, *, nominate: bool = True) -> None:
+    def __init__(
+        self,
+        clock: Clock = utcnow,
+        *,
+        nominate: bool = True,
+        eraser: privacy.Eraser | None = None,
+    ) -> None:
         self.clock = clock
         self.nominate = nominate
+        self.eraser = eraser or privacy.Eraser.from_settings()
+
+    async def on_erased(self, conn: Conn, envelope: ce.Envelope, data: Any) -> None:
+        """Pseudonymise every record of the erased addresses (view contacts, mentors in
+        the view, jurors, conflict details, audit, outbox) and register them."""
+        erased: PersonErased = data
+        hide = await privacy.apply_erasure(conn, self.eraser, erased)
+        if not hide:
+            return  # unknown here, already erased, or arriving before the data
+        await repo.anonymise_jurors(conn, sorted(hide.values()))
+        await repo.audit(
+            conn,
+            self.clock(),
+            SYSTEM,
+            "person_erased",
+            participant_id=erased.application_id,
+            details={"erasure_id": str(erased.erasure_id), "addresses": len(hide)},
+        )
 
     async def on_event(self, conn: Conn, envelope: ce.Envelope, data: Any) -> None:
+        # Erased addresses are pseudonymised before they reach the view (live and rebuild).
+        data = await privacy.hide_erased(conn, self.eraser, data)
         pid = participant_of(data)
         await repo.lock_participant(conn, pid)
         view = await repo.load_view(conn, pid) or ParticipantView(pid)
@@ -577,6 +605,8 @@ def result_record(result: ranking.Result, exclusions: Sequence[repo.Exclusion]) 
 # Who reacts to what:
 #   pearls.application.* / pearls.mentor.* / pearls.plan.*  ViewEvents.on_event
 #       (the view; an eligible participant is nominated)     pearls.award.nominated
+#       (.contacts_changed: the latest contact list wins; erased addresses arrive pseudonymised)
+#   pearls.person.erased       ViewEvents.on_erased          (pseudonymised; register)
 #   open round                 Awards.open_round             .round_opened (+ .nominated)
 #   nominate with a statement  Awards.nominate               pearls.award.nominated
 #   score                      Awards.score                  (audit; conflicts refused and recorded)

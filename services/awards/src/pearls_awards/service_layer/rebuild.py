@@ -26,13 +26,15 @@ log = structlog.get_logger(__name__)
 async def rebuild_view(conn: asyncpg.Connection[Any], kafka: KafkaSettings) -> int:
     """Replace the view with one built from the topics; return the events applied."""
     view = ViewEvents(nominate=False)
+    # Erasures too: a fresh database learns them from the topics (any order works).
+    handlers = {**dict.fromkeys(VIEW_EVENTS, view.on_event), "pearls.person.erased": view.on_erased}
     applied = 0
     async with conn.transaction():
         await conn.execute("LOCK TABLE participants IN EXCLUSIVE MODE")
         # Not TRUNCATE: nominations refer to these rows, and the rows come back.
         await conn.execute("DELETE FROM participants WHERE true")
-        async for envelope, data in replay.events(kafka, (APPLICATIONS, MENTORING), VIEW_EVENTS):
-            await view.on_event(conn, envelope, data)
+        async for envelope, data in replay.events(kafka, (APPLICATIONS, MENTORING), list(handlers)):
+            await handlers[envelope.type](conn, envelope, data)
             applied += 1
     log.info("view_rebuilt", events=applied)
     return applied

@@ -18,6 +18,7 @@ from pearls_mentoring.domain.model import Assignment, AuditEntry, Mentor, Partic
 from pearls_mentoring.domain.plans import MilestoneState, PlanDraft, PlanStatus
 from pearls_shared.db import Conn
 from pearls_shared.events.common import ContactPerson
+from pearls_shared.privacy import ERASED_NAME
 
 Lock = Literal["update", "share"] | None
 _LOCKS = {"update": " FOR UPDATE", "share": " FOR SHARE", None: ""}
@@ -916,3 +917,48 @@ async def audit_of(conn: Conn, participant_id: uuid.UUID) -> list[AuditEntry]:
         )
         for r in rows
     ]
+
+
+# -- contacts and erasure -------------------------------------------------------------
+
+
+async def contacts_as_of(conn: Conn, participant_id: uuid.UUID) -> datetime | None:
+    found: datetime | None = await conn.fetchval(
+        "SELECT coalesce(contacts_as_of, accepted_at) FROM participants"
+        " WHERE participant_id = $1 AND contacts IS NOT NULL",
+        participant_id,
+    )
+    return found
+
+
+async def replace_contacts(
+    conn: Conn, participant_id: uuid.UUID, contacts: Sequence[ContactPerson], as_of: datetime
+) -> bool:
+    """The newer list wins; False when the row holds a newer one (or no data yet)."""
+    result = await conn.execute(
+        "UPDATE participants SET contacts = $2, contacts_as_of = $3, updated_at = now()"
+        " WHERE participant_id = $1 AND contacts IS NOT NULL"
+        " AND coalesce(contacts_as_of, accepted_at, '-infinity') <= $3",
+        participant_id,
+        [c.model_dump(mode="json") for c in contacts],
+        as_of,
+    )
+    return bool(int(result.split()[-1]))
+
+
+async def set_contacts_as_of(conn: Conn, participant_id: uuid.UUID, as_of: datetime) -> None:
+    await conn.execute(
+        "UPDATE participants SET contacts_as_of = $2 WHERE participant_id = $1",
+        participant_id,
+        as_of,
+    )
+
+
+async def retire_erased_mentors(conn: Conn, pseudonyms: Sequence[str]) -> int:
+    """Mentors whose address was erased: nameless, and paused (no new mentees)."""
+    result = await conn.execute(
+        "UPDATE mentors SET name = $2, status = 'paused' WHERE lower(email) = ANY($1::text[])",
+        list(pseudonyms),
+        ERASED_NAME,
+    )
+    return int(result.split()[-1])

@@ -25,10 +25,16 @@ from pearls_mentoring.domain import matching, plans
 from pearls_mentoring.domain.model import SYSTEM, Assignment, AuditEntry, Mentor, Participant
 from pearls_mentoring.domain.sessions import Member, propose_groups
 from pearls_shared import envelope as ce
+from pearls_shared import privacy
 from pearls_shared.db import Conn
 from pearls_shared.errors import Conflict, Forbidden, Invalid, NotFound
 from pearls_shared.events import mentoring as ev
-from pearls_shared.events.applications import ApplicationAccepted, ApplicationWithdrawn
+from pearls_shared.events.applications import (
+    ApplicationAccepted,
+    ApplicationContactsChanged,
+    ApplicationWithdrawn,
+    PersonErased,
+)
 from pearls_shared.events.common import MentorRef, Milestone
 from pearls_shared.outbox import record_event
 from pearls_shared.tokens import hash_token, new_token
@@ -83,8 +89,9 @@ class ParticipantEvents:
     connection: a redelivered event never reaches them twice.
     """
 
-    def __init__(self, clock: Clock = utcnow) -> None:
+    def __init__(self, clock: Clock = utcnow, eraser: privacy.Eraser | None = None) -> None:
         self.clock = clock
+        self.eraser = eraser or privacy.Eraser.from_settings()
 
     async def on_accepted(self, conn: Conn, envelope: ce.Envelope, data: Any) -> None:
         """A participant appears; a duplicate or late acceptance changes nothing."""
@@ -96,13 +103,16 @@ class ParticipantEvents:
             return  # a withdrawal is final, whatever order the events arrive in
         if known is not None and known.accepted_at and known.accepted_at >= accepted.decided_at:
             return  # the same or an older acceptance: nothing new
+        # A contacts change newer than this acceptance keeps its list.
+        newer = await repo.contacts_as_of(conn, accepted.application_id)
+        keep = known is not None and newer is not None and newer > accepted.decided_at
         participant = Participant(
             id=accepted.application_id,
             call_id=accepted.call_id,
             status="active",
             city_name=accepted.city_name,
             country=accepted.country,
-            contacts=accepted.contacts,
+            contacts=known.contacts if keep and known is not None else accepted.contacts,
             themes=accepted.themes,
             languages=accepted.languages,
             token_sha256=bytes.fromhex(accepted.applicant_token_sha256)
@@ -111,6 +121,8 @@ class ParticipantEvents:
             accepted_at=accepted.decided_at,
         )
         await repo.save_participant(conn, participant)
+        if not keep:
+            await repo.set_contacts_as_of(conn, participant.id, accepted.decided_at)
         await conn.execute(
             "UPDATE participants SET correlation_id = $2, cause_event_id = $3"
             " WHERE participant_id = $1",
@@ -131,6 +143,50 @@ class ParticipantEvents:
                     )
                 ],
             )
+
+    async def on_contacts_changed(self, conn: Conn, envelope: ce.Envelope, data: Any) -> None:
+        """The participant's contact persons from now on (an older list never wins).
+
+        A change about an applicant that is not (yet) a participant is ignored: the
+        acceptance that may follow carries the contacts as of its own, later, time."""
+        changed: ApplicationContactsChanged = data
+        await repo.lock_participant_id(conn, changed.application_id)
+        if await repo.replace_contacts(
+            conn, changed.application_id, changed.contacts, changed.changed_at
+        ):
+            await repo.write_audit(
+                conn,
+                [
+                    AuditEntry(
+                        self.clock(),
+                        SYSTEM,
+                        "contacts_changed",
+                        changed.application_id,
+                        details={"event_id": envelope.id},
+                    )
+                ],
+            )
+
+    async def on_erased(self, conn: Conn, envelope: ce.Envelope, data: Any) -> None:
+        """Pseudonymise every record of the erased addresses (participants' contacts,
+        mentors, audit, outbox) and register them; see pearls_shared.privacy."""
+        erased: PersonErased = data
+        hide = await privacy.apply_erasure(conn, self.eraser, erased)
+        if not hide:
+            return  # unknown here, already erased, or arriving before the data
+        await repo.retire_erased_mentors(conn, sorted(hide.values()))
+        await repo.write_audit(
+            conn,
+            [
+                AuditEntry(
+                    self.clock(),
+                    SYSTEM,
+                    "person_erased",
+                    erased.application_id,
+                    details={"erasure_id": str(erased.erasure_id), "addresses": len(hide)},
+                )
+            ],
+        )
 
     async def on_withdrawn(self, conn: Conn, envelope: ce.Envelope, data: Any) -> None:
         """A participant leaves: its mentor's place is freed. Final, even if early."""
@@ -984,6 +1040,9 @@ def _violation_text(rule: str) -> str:
 # Who reacts to what:
 #   pearls.application.accepted   ParticipantEvents.on_accepted    (participant; matched next tick)
 #   pearls.application.withdrawn  ParticipantEvents.on_withdrawn   pearls.mentor.unassigned
+#   pearls.application.contacts_changed  .on_contacts_changed      (contacts; newer list wins)
+#   pearls.person.erased          ParticipantEvents.on_erased      (pseudonymised; register)
+#   (every consumed event arrives with registered erased addresses pseudonymised)
 #   matching tick / POST /matching/runs  match_waiting      pearls.mentor.assigned / .unmatched
 #   register mentor               register_mentor           pearls.mentor.registered
 #   pause mentor                  set_mentor_status         .unassigned + .assigned (re-matched)

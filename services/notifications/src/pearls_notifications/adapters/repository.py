@@ -15,6 +15,7 @@ import asyncpg
 
 from pearls_notifications.domain.identity import message_id
 from pearls_notifications.domain.model import Category, Mail, Mode, Recipient
+from pearls_shared.privacy import ERASED_NAME
 from pearls_shared.tracing import current_carrier, trace_id_hex
 
 Conn: TypeAlias = "asyncpg.Connection[Any]"
@@ -68,6 +69,32 @@ async def erase_participant(conn: Conn, participant_id: uuid.UUID, as_of: dateti
         participant_id,
         as_of,
     )
+
+
+async def forget_erased(conn: Conn, pseudonyms: list[str]) -> int:
+    """After the sweep replaced the addresses: names go too, unsent mail to them is
+    cancelled (never written to a pseudonym), their preferences are dropped. The log
+    rows stay (who = the pseudonym, what, when, outcome). Returns the cancelled count."""
+    await conn.execute(
+        "UPDATE participant_contacts SET name = $2 WHERE email = ANY($1::text[])",
+        pseudonyms,
+        ERASED_NAME,
+    )
+    await conn.execute(
+        "UPDATE mentors SET name = $2 WHERE email = ANY($1::text[])", pseudonyms, ERASED_NAME
+    )
+    await conn.execute(
+        "UPDATE deliveries SET recipient_name = $2 WHERE recipient = ANY($1::text[])",
+        pseudonyms,
+        ERASED_NAME,
+    )
+    await conn.execute("DELETE FROM preferences WHERE recipient = ANY($1::text[])", pseudonyms)
+    result = await conn.execute(
+        "UPDATE deliveries SET status = 'suppressed', last_error = 'recipient erased'"
+        " WHERE recipient = ANY($1::text[]) AND status IN ('pending', 'digest')",
+        pseudonyms,
+    )
+    return int(result.split()[-1])
 
 
 async def upsert_mentor(conn: Conn, mentor_id: uuid.UUID, who: Recipient, as_of: datetime) -> None:

@@ -14,6 +14,7 @@ from typing import Any
 
 from pearls_notifications.domain.model import Category, Mail, Recipient
 from pearls_shared.events.base import EventData
+from pearls_shared.privacy import is_pseudonym
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,6 +122,10 @@ WHO_HEARS_WHAT: dict[str, tuple[Rule, ...]] = {
 SILENT: dict[str, str] = {
     "pearls.call.opened": "announced on the programme's public channels, not by personal mail",
     "pearls.application.reviewed": "a running score; the decision is what the applicant hears",
+    "pearls.application.contacts_changed": "the applicant changed them itself; the directory"
+    " takes the new list and every later e-mail goes to it",
+    "pearls.person.erased": "an erasure: the person's records are pseudonymised, nobody is"
+    " written to",
     "pearls.notification.sent": "our own output",
     "pearls.notification.failed": "our own output",
 }
@@ -135,12 +140,15 @@ def templates() -> tuple[str, ...]:
 
 
 def mails_for(event: EventData, known: Known) -> list[Mail]:
-    """The e-mails one event causes: one per (recipient, template), first rule wins."""
+    """The e-mails one event causes: one per (recipient, template), first rule wins.
+    An erased person's pseudonym is never written to."""
     mails: list[Mail] = []
     seen: set[tuple[str, str]] = set()
     context = event.to_data()
     for rule in WHO_HEARS_WHAT.get(event.event_type, ()):
         for recipient in rule.audience(event, known):
+            if is_pseudonym(recipient.email):
+                continue
             key = (recipient.email, rule.template)
             if key in seen:
                 continue

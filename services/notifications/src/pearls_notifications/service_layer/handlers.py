@@ -19,7 +19,9 @@ from pearls_notifications.adapters import repository as repo
 from pearls_notifications.config import Settings
 from pearls_notifications.domain.model import Category, Mode, Recipient
 from pearls_notifications.domain.routing import WHO_HEARS_WHAT, Known, mails_for
+from pearls_shared import privacy
 from pearls_shared.envelope import Envelope
+from pearls_shared.events.applications import PersonErased
 from pearls_shared.events.base import EventData
 
 log = structlog.get_logger(__name__)
@@ -38,12 +40,15 @@ class Planner:
     """Turns one consumed event into directory changes and planned deliveries."""
 
     settings: Settings
+    eraser: privacy.Eraser
 
     def coordinators(self) -> Recipient:
         s = self.settings
         return Recipient.of(s.coordinator_email, s.coordinator_name, s.coordinator_language)
 
     async def __call__(self, conn: Conn, envelope: Envelope, data: EventData) -> None:
+        # Erased addresses arrive pseudonymised (an old event delivered late, a replay).
+        data = await privacy.hide_erased(conn, self.eraser, data)
         await update_directory(conn, envelope, data)
         cutoff = self.settings.not_before
         if cutoff is not None and envelope.time < cutoff:
@@ -117,9 +122,51 @@ async def update_directory(conn: Conn, envelope: Envelope, data: Any) -> None:
     )
 
 
+async def directory_only(conn: Conn, envelope: Envelope, data: EventData) -> None:
+    """Events that send nothing but change who the directory knows."""
+    await update_directory(conn, envelope, data)
+
+
+@dataclass(frozen=True, slots=True)
+class Erasures:
+    """``pearls.person.erased``: pseudonymise every record of the erased addresses."""
+
+    eraser: privacy.Eraser
+
+    async def __call__(self, conn: Conn, envelope: Envelope, data: Any) -> None:
+        erased: PersonErased = data
+        # Directory, deliveries (address, rendering data), preferences, outbox: swept.
+        hide = await privacy.apply_erasure(conn, self.eraser, erased)
+        if erased.scope == "application" and erased.application_id is not None:
+            await repo.erase_participant(conn, erased.application_id, envelope.time)
+        if hide:
+            held = await repo.forget_erased(conn, sorted(hide.values()))
+            log.info("erasure_applied_to_deliveries", unsent_cancelled=held)
+
+
+def directory_handlers() -> dict[str, Any]:
+    """What a rebuild of the directory from the topics applies: every event that names
+    people (no e-mail is planned) and the erasures, erased addresses pseudonymised on
+    arrival, so a rebuild never brings an erased address back."""
+    eraser = privacy.Eraser.from_settings()
+    directory = privacy.guard(directory_only, eraser)
+    return {
+        **dict.fromkeys(WHO_HEARS_WHAT, directory),
+        "pearls.application.contacts_changed": directory,
+        "pearls.person.erased": Erasures(eraser),
+    }
+
+
 def consumer_handlers(settings: Settings) -> dict[str, Any]:
-    """Every mailed event type; the silent ones carry no person the directory needs."""
-    return dict.fromkeys(WHO_HEARS_WHAT, Planner(settings))
+    """Every mailed event type, the contacts change (directory only) and erasures; the
+    other silent ones carry no person the directory needs."""
+    eraser = privacy.Eraser.from_settings()
+    planner = Planner(settings, eraser)
+    return {
+        **dict.fromkeys(WHO_HEARS_WHAT, planner),
+        "pearls.application.contacts_changed": privacy.guard(directory_only, eraser),
+        "pearls.person.erased": Erasures(eraser),
+    }
 
 
 # --- coordinator actions ------------------------------------------------------
