@@ -149,15 +149,6 @@ async def assigned_mentor(conn: Conn, participant_id: uuid.UUID) -> Recipient | 
     return Recipient(row["email"], row["name"], row["language"]) if row else None
 
 
-async def contacts_of(conn: Conn, participant_id: uuid.UUID) -> list[dict[str, Any]]:
-    rows = await conn.fetch(
-        "SELECT email, name, language, role, city_name, updated_at FROM participant_contacts"
-        " WHERE participant_id = $1 ORDER BY role DESC, email",
-        participant_id,
-    )
-    return [dict(r) for r in rows]
-
-
 # --- preferences --------------------------------------------------------------
 
 
