@@ -34,6 +34,7 @@ from common import infrastructure, machine
 
 from pearls_shared.logging import configure_logging
 
+VAR = Path(__file__).resolve().parent.parent / "var"  # ignored by git, as the demo's
 SIZES = {
     "full": {
         "events": 30000,
@@ -111,7 +112,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             step_s=size["e2e_step_s"],
             half_s=size["e2e_half_s"],
             with_profile=args.profile,
-            out_dir=Path(__file__).resolve().parent.parent / "var",
+            out_dir=VAR,
             say=lambda t: say(f"    {t}"),
         )
     if "matching" in only:
@@ -136,9 +137,8 @@ def main() -> None:
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     # Log as the services do (JSON, INFO), into a file: the cost stays, the noise goes.
-    var = Path(__file__).resolve().parent.parent / "var"
-    var.mkdir(exist_ok=True)
-    log = (var / "bench.log").open("w")
+    VAR.mkdir(exist_ok=True)
+    log = (VAR / "bench.log").open("w")
     sys.stdout = sys.stderr = log
     configure_logging("bench", "INFO", json=True)
     try:
