@@ -38,7 +38,7 @@ VAR = Path(__file__).resolve().parent.parent / "var"  # ignored by git, as the d
 SIZES = {
     "full": {
         "events": 30000,
-        "pearls_events": 3000,
+        "pearls_events": 2000,
         "batch_size": 500,
         "relay_events": 10000,
         "relay_rounds": 3,
