@@ -84,8 +84,9 @@ async def produce(settings: KafkaSettings, topic: str, recs: list[Any]) -> float
         await producer.stop()
 
 
-async def raw_consume(settings: KafkaSettings, topic: str, n: int) -> float:
-    """A raw consume-and-commit loop: getmany, then commit; msg/s from first to last."""
+async def raw_consume(settings: KafkaSettings, topic: str, n: int, *, each: bool = False) -> float:
+    """A raw consume-and-commit loop: getmany, then commit (``each``: one commit per
+    record, as the per-message consumer does); msg/s from first to last."""
     consumer = AIOKafkaConsumer(
         topic,
         bootstrap_servers=settings.bootstrap_servers,
@@ -105,7 +106,12 @@ async def raw_consume(settings: KafkaSettings, topic: str, n: int) -> float:
                 continue
             if not seen:
                 first = time.perf_counter()
-            await consumer.commit()
+            if each:
+                for tp, recs in batch.items():
+                    for r in recs:
+                        await consumer.commit({tp: r.offset + 1})
+            else:
+                await consumer.commit()
             seen += got
             last = time.perf_counter()
         return (seen - 1) / max(last - first, 1e-9)
@@ -178,6 +184,8 @@ async def measure(
     limit_records = records(events)
     produced = await produce(settings, limit_topic, limit_records)
     consumed = await raw_consume(settings, limit_topic, events)
+    each_n = min(events, 2000)
+    consumed_each = await raw_consume(settings, limit_topic, each_n, each=True)
     await produce(settings, single_topic, records(pearls_events))
     await produce(settings, batch_topic, records(max(pearls_events, events // 2)))
     single = await pearls_consume(
@@ -200,6 +208,8 @@ async def measure(
             "partitions": PARTITIONS,
             "produce_msgs_per_s": round(produced, 1),
             "consume_commit_msgs_per_s": round(consumed, 1),
+            "consume_commit_each_msgs_per_s": round(consumed_each, 1),
+            "consume_commit_each_events": each_n,
         },
         "per_message": single,
         "batched": batched,

@@ -43,7 +43,7 @@ SIZES = {
         "relay_events": 10000,
         "relay_rounds": 3,
         "lag_seconds": 10.0,
-        "e2e_start": 20.0,
+        "e2e_start": 5.0,
         "e2e_max": 2000.0,
         "e2e_step_s": 8.0,
         "e2e_half_s": 20.0,
