@@ -214,6 +214,7 @@ class Load:
     ) -> dict[str, Any]:
         """Send at ``rate``/s for ``seconds`` (open loop), then wait for the receipts."""
         n = max(1, int(rate * seconds))
+        in_call = len(self.accepted)  # applications already in the call (all go to one)
         out: dict[str, Any] = {"http": [], "status": Counter(), "emails": {}}
         tasks = []
         t0_wall, t0 = time.time(), time.perf_counter()
@@ -256,6 +257,7 @@ class Load:
         )
         return {
             "offered_per_s": round(rate, 1),
+            "applications_in_call_before": in_call,
             "seconds": round(send_end_wall - t0_wall, 2),
             "sent": n,
             "accepted": len(out["emails"]),
@@ -311,10 +313,10 @@ def summarise_profile(raw: Path, top: int = 8) -> dict[str, Any]:
         n = int(count)
         total += n
         frames = stack.split(";")
-        # The event loop waiting in epoll shows as its Python caller: that is idle time.
+        # Time in the event loop's own C code shows as its Python caller.
         innermost = frames[-1]
         idle = innermost.startswith("Runner.run ")
-        leaf["(idle: event loop waiting)" if idle else innermost] += n
+        leaf["(event loop, no Python frame)" if idle else innermost] += n
         for frame in reversed(frames):
             if "pearls_" in frame:
                 ours[frame] += n

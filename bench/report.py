@@ -106,14 +106,15 @@ def markdown(results: dict[str, Any]) -> str:
             "",
             "## End to end: the steps",
             "",
-            "| offered/s | sent | receipts | in time | receipt rate/s | receipt p50 / p99 ms"
-            " | HTTP p99 ms | statuses | followed |",
-            "|---|---|---|---|---|---|---|---|---|",
+            "| offered/s | in call before | sent | receipts | in time | receipt rate/s"
+            " | receipt p50 / p99 ms | HTTP p99 ms | statuses | followed |",
+            "|---|---|---|---|---|---|---|---|---|---|",
         ]
         for s in e["steps"] + [e["half_load"]]:
             rl = s["receipt_latency"]
             lines.append(
-                f"| {_fmt(s['offered_per_s'], 1)} | {s['sent']} | {s['receipts']} |"
+                f"| {_fmt(s['offered_per_s'], 1)} | {s['applications_in_call_before']} |"
+                f" {s['sent']} | {s['receipts']} |"
                 f" {s['receipts_within_1s_of_end']} | {_fmt(s['receipt_rate_per_s'], 1)} |"
                 f" {_fmt(rl['p50_ms'], 1)} / {_fmt(rl['p99_ms'], 1)} |"
                 f" {_fmt(s['http_latency']['p99_ms'], 1)} | {s['statuses']} | {s['followed']} |"
