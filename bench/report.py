@@ -191,8 +191,8 @@ def plot(results: dict[str, Any], path: Path) -> None:
     if e:
         h = e["half_load"]
         names = ["p50_ms", "p95_ms", "p99_ms"]
-        ax.bar([n[:3] + " receipt" for n in names], [h["receipt_latency"][n] or 0 for n in names])
-        ax.bar([n[:3] + " HTTP" for n in names], [h["http_latency"][n] or 0 for n in names])
+        ax.bar([n[:3] + "\nreceipt" for n in names], [h["receipt_latency"][n] or 0 for n in names])
+        ax.bar([n[:3] + "\nHTTP" for n in names], [h["http_latency"][n] or 0 for n in names])
         ax.axhline(e["target_p99_ms"], color="r", ls=":", label="p99 target")
         ax.legend()
         ax.set_ylabel("ms")
@@ -218,6 +218,14 @@ def plot(results: dict[str, Any], path: Path) -> None:
     plt.close(fig)
 
 
+def main() -> None:
+    """Rewrite results.md and results.png from a results.json (e.g. after a report change)."""
+    import sys
+
+    out_dir = Path(sys.argv[1]) if len(sys.argv) > 1 else Path(__file__).parent / "results"
+    write(json.loads((out_dir / "results.json").read_text()), out_dir)
+
+
 def write(results: dict[str, Any], out_dir: Path) -> list[Path]:
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = [out_dir / "results.json", out_dir / "results.md", out_dir / "results.png"]
@@ -225,3 +233,7 @@ def write(results: dict[str, Any], out_dir: Path) -> list[Path]:
     paths[1].write_text(markdown(results))
     plot(results, paths[2])
     return paths
+
+
+if __name__ == "__main__":
+    main()
