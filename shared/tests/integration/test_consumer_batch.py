@@ -182,3 +182,34 @@ async def test_a_poison_event_is_dead_lettered_and_the_rest_of_its_batch_applied
     applied = await effects(effects_db)
     # The poison handler's own row was rolled back with its transaction, every time.
     assert applied == {e.id: 1 for e in events if e.id not in poison}
+
+
+async def test_an_undecodable_record_in_a_batch_is_dead_lettered_and_the_rest_applied_once(
+    effects_db: str, kafka_settings: KafkaSettings
+) -> None:
+    name = await topic(kafka_settings)
+    events = envelopes(40)
+    await publish(kafka_settings, name, events[:20])
+    producer = AIOKafkaProducer(bootstrap_servers=kafka_settings.bootstrap_servers)
+    await producer.start()
+    try:  # no CloudEvent headers, not even JSON
+        await producer.send_and_wait(name, value=b"\xff not an event", key=b"app-3")
+    finally:
+        await producer.stop()
+    await publish(kafka_settings, name, events[20:])
+    group = f"batch-{uuid.uuid4().hex[:8]}"
+    async with consuming(kafka_settings, effects_db, name, name=group):
+
+        async def all_applied() -> bool:
+            return set(await effects(effects_db)) >= {e.id for e in events}
+
+        await wait_for(all_applied, what="the events around the undecodable record")
+
+        async def dead_letters() -> list[Any]:
+            return await read_topic(
+                kafka_settings.bootstrap_servers, name + kafka_settings.dead_letter_suffix
+            )
+
+        [letter] = await wait_for(dead_letters, what="the undecodable record in the DLQ")
+        assert dict(letter.headers)["pearls_dlq_reason"] == b"undecodable"
+    assert await effects(effects_db) == {e.id: 1 for e in events}
