@@ -229,13 +229,22 @@ class EventConsumer:
             log.warning("batch_failed_one_by_one", records=len(records), error=repr(exc))
             return False
         elapsed = time.perf_counter() - started
-        for _, envelope, _, _ in items:
+        for _, envelope, _, _ in items:  # the per-record path's metrics and log lines
             HANDLER_LATENCY.labels(self.name, envelope.type).observe(elapsed / len(items))
-            if envelope.id in handled:
-                EVENTS_HANDLED.labels(self.name, envelope.type).inc()
-            else:
-                DUPLICATES_SKIPPED.labels(self.name).inc()
-        log.info("batch_handled", handled=len(handled), skipped=len(items) - len(handled))
+            fresh = envelope.id in handled
+            handled.discard(envelope.id)  # an id twice in the batch counts once as handled
+            with structlog.contextvars.bound_contextvars(
+                event_id=envelope.id,
+                event_type=envelope.type,
+                correlation_id=envelope.correlation_id,
+                consumer=self.name,
+            ):
+                if fresh:
+                    EVENTS_HANDLED.labels(self.name, envelope.type).inc()
+                    log.info("event_handled", batch=len(items))
+                else:
+                    DUPLICATES_SKIPPED.labels(self.name).inc()
+                    log.info("duplicate_skipped", batch=len(items))
         if self._after_commit is not None:
             for _, envelope, _, _ in items:
                 await self._after_commit(envelope)
