@@ -47,9 +47,13 @@ schemas: ## Contracts are current: event schemas (backward compatible), AsyncAPI
 pytest:
 	$(UV) run --locked pytest $(PYTEST_ARGS)
 
-bench: setup ## Benchmarks (ratios against a baseline measured in the same run)
-	$(UV) run --locked python bench/relay_throughput.py
-	$(UV) run --locked python bench/matching.py
+# make bench QUICK=1: a smoke run at tiny sizes; BENCH_ARGS passes options to bench/run.py
+# (e.g. BENCH_ARGS="--only relay,matching --profile --note 'quiet machine'").
+QUICK ?=
+BENCH_ARGS ?=
+
+bench: setup ## Benchmarks: Kafka limit, consumer, relay, end to end, matching (bench/results/)
+	$(UV) run --locked python bench/run.py $(if $(filter 1 yes true,$(QUICK)),--quick) $(BENCH_ARGS)
 
 infra: setup ## Only Kafka and PostgreSQL, in the foreground
 	@$(UV) run --locked pearls-infra up

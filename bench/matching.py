@@ -82,6 +82,30 @@ def summary(times: list[float]) -> dict[str, float]:
     return {"median_s": statistics.median(times), "min_s": min(times), "max_s": max(times)}
 
 
+def measure(participants: int, mentors: int, rounds: int, seed: int = 1) -> dict[str, object]:
+    ps, ms = cohort(participants, mentors, seed)
+    slots = sum(m.capacity for m in ms)
+    weights = Weights()
+    matrix = np.random.default_rng(seed).random((len(ps), slots))
+    timed(match, ps[:50], ms[:10], weights)  # warm-up: imports and first-call costs
+    baseline = [timed(linear_sum_assignment, matrix, True) for _ in range(rounds)]
+    measured = [timed(match, ps, ms, weights) for _ in range(rounds)]
+    result = match(ps, ms, weights)
+    median = statistics.median(measured)
+    return {
+        "participants": len(ps),
+        "mentors": len(ms),
+        "slots": slots,
+        "rounds": rounds,
+        "match": summary(measured),
+        "baseline": summary(baseline),
+        "ratio": median / statistics.median(baseline),
+        "matched": len(result.matches),
+        "target_s": TARGET_S,
+        "target_met": median < TARGET_S,
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter

@@ -17,6 +17,16 @@ with headers saying why, and the partition moves on. An unreachable database or
 dead-letter topic is not the message's fault: the record is rewound and tried
 again later, never dead-lettered and never skipped.
 
+Batch mode (opt-in: ``subscribe(topics, batch_size=N)``) handles up to N records
+per database transaction: every event still gets its own inbox row (one
+multi-row ``INSERT ... ON CONFLICT DO NOTHING``; the rows that conflict are the
+events already seen) and its handler's effect, then one commit, then one offset
+commit. The guarantees are the per-record ones: a batch holding a record that
+cannot be decoded, or whose handler raises, is rolled back as a whole and
+handled again one record at a time by the per-record path (retries, dead
+letters), so no other record of the batch is lost or applied twice; an
+infrastructure failure rewinds every partition of the batch.
+
 Each record is handled inside a consumer span whose parent is the trace context
 in the record's ``traceparent``/``tracestate`` headers; a record without them,
 or with a malformed one, starts a new trace (it is never refused for that).
@@ -116,8 +126,38 @@ class EventConsumer:
         self._after_commit = after_commit
         self._dlq_producer: AIOKafkaProducer | None = None
 
-    def subscribe(self, topics: Iterable[str]) -> None:
-        """Register the subscriber on the broker (before ``broker.start()``)."""
+    def subscribe(
+        self,
+        topics: Iterable[str],
+        *,
+        batch_size: int | None = None,
+        batch_timeout_ms: int = 100,
+    ) -> None:
+        """Register the subscriber on the broker (before ``broker.start()``).
+
+        ``batch_size`` (opt-in) handles up to that many records per database
+        transaction (see the module's docstring); the default is one per record.
+        """
+        if batch_size is not None:
+            if batch_size < 1:
+                raise ValueError("batch_size must be at least 1")
+
+            async def on_batch(msg: InjectedMessage) -> None:
+                await self.handle_batch(msg)
+
+            self._broker.subscriber(
+                *topics,
+                group_id=self.name,
+                auto_offset_reset="earliest",
+                ack_policy=AckPolicy.MANUAL,
+                batch=True,
+                max_records=batch_size,
+                batch_timeout_ms=batch_timeout_ms,
+                parser=_keep_raw_batch_parser,
+                decoder=_raw_body,
+                title=self.name,
+            )(on_batch)
+            return
 
         async def on_message(msg: InjectedMessage) -> None:
             await self.handle(msg)
@@ -150,6 +190,113 @@ class EventConsumer:
             await msg.nack()
             return
         await msg.ack()
+
+    async def handle_batch(self, msg: KafkaMessage) -> None:
+        records: tuple[ConsumerRecord[bytes, bytes], ...] = msg.raw_message
+        try:
+            if not await self._process_batch(records):
+                for record in records:  # one by one: retries and dead letters as usual
+                    await self._process(record)
+        except _Rewind as exc:
+            log.warning("consumer_rewind", reason=str(exc), records=len(records), batch=True)
+            await asyncio.sleep(self._delivery.consumer_backoff_max_s)
+            await msg.nack()
+            return
+        await msg.ack()
+
+    async def _process_batch(self, records: tuple[ConsumerRecord[bytes, bytes], ...]) -> bool:
+        """The whole batch in one transaction; False (nothing committed) when any
+        record needs the per-record path (a decoding problem or a failing handler)."""
+        items: list[tuple[ConsumerRecord[bytes, bytes], ce.Envelope, EventData, Handler]] = []
+        for record in records:
+            headers = [(k, v) for k, v in (record.headers or ()) if k.lower() not in TRACE_HEADERS]
+            try:
+                envelope = ce.decode(headers, record.value)
+                data = parse(envelope.type, envelope.data)
+            except (ce.EnvelopeError, UnicodeDecodeError, UnknownEventType, ValidationError):
+                return False
+            handler = self._handlers.get(envelope.type)
+            if handler is not None:  # a contract event this consumer does not react to
+                items.append((record, envelope, data, handler))
+        if not items:
+            return True
+        started = time.perf_counter()
+        try:
+            handled = await self._handle_batch_in_transaction(items)
+        except _INFRA_ERRORS as exc:
+            raise _Rewind(repr(exc)) from exc
+        except Exception as exc:
+            log.warning("batch_failed_one_by_one", records=len(records), error=repr(exc))
+            return False
+        elapsed = time.perf_counter() - started
+        for _, envelope, _, _ in items:  # the per-record path's metrics and log lines
+            HANDLER_LATENCY.labels(self.name, envelope.type).observe(elapsed / len(items))
+            fresh = envelope.id in handled
+            handled.discard(envelope.id)  # an id twice in the batch counts once as handled
+            with structlog.contextvars.bound_contextvars(
+                event_id=envelope.id,
+                event_type=envelope.type,
+                correlation_id=envelope.correlation_id,
+                consumer=self.name,
+            ):
+                if fresh:
+                    EVENTS_HANDLED.labels(self.name, envelope.type).inc()
+                    log.info("event_handled", batch=len(items))
+                else:
+                    DUPLICATES_SKIPPED.labels(self.name).inc()
+                    log.info("duplicate_skipped", batch=len(items))
+        if self._after_commit is not None:
+            for _, envelope, _, _ in items:
+                await self._after_commit(envelope)
+        return True
+
+    async def _handle_batch_in_transaction(
+        self, items: list[tuple[ConsumerRecord[bytes, bytes], ce.Envelope, EventData, Handler]]
+    ) -> set[str]:
+        """Inbox rows for every event, then each fresh event's handler, one commit.
+        Returns the ids handled now (the others were seen before)."""
+        async with self._pool.acquire() as conn, conn.transaction():
+            rows = await conn.fetch(
+                "INSERT INTO inbox (consumer, event_id, event_type)"
+                " SELECT $1, i, t FROM unnest($2::text[], $3::text[]) AS u(i, t)"
+                " ON CONFLICT DO NOTHING RETURNING event_id",
+                self.name,
+                [envelope.id for _, envelope, _, _ in items],
+                [envelope.type for _, envelope, _, _ in items],
+            )
+            fresh = {row["event_id"] for row in rows}
+            handled: set[str] = set()
+            for record, envelope, data, handler in items:
+                if envelope.id not in fresh or envelope.id in handled:
+                    continue  # seen before, or twice in this batch
+                with (
+                    structlog.contextvars.bound_contextvars(
+                        event_id=envelope.id,
+                        event_type=envelope.type,
+                        correlation_id=envelope.correlation_id,
+                        consumer=self.name,
+                    ),
+                    self._span(record),
+                ):
+                    await handler(conn, envelope, data)
+                handled.add(envelope.id)
+            return handled
+
+    def _span(self, record: ConsumerRecord[bytes, bytes]) -> Any:
+        headers = [(k, v) for k, v in (record.headers or ())]
+        return tracer(self._service).start_as_current_span(
+            f"{record.topic} process",
+            context=extract_headers(headers),
+            kind=SpanKind.CONSUMER,
+            attributes={
+                "messaging.system": "kafka",
+                "messaging.operation.type": "process",
+                "messaging.destination.name": record.topic,
+                "messaging.consumer.group.name": self.name,
+                "messaging.destination.partition.id": str(record.partition),
+                "messaging.kafka.offset": record.offset,
+            },
+        )
 
     async def _process(self, record: ConsumerRecord[bytes, bytes]) -> None:
         headers = [(k, v) for k, v in (record.headers or ())]
@@ -310,6 +457,19 @@ async def _keep_raw_parser(record: Any, original: Callable[[Any], Awaitable[Any]
     )
     message = await original(cleaned)
     message.raw_message = record
+    return message
+
+
+async def _keep_raw_batch_parser(records: Any, original: Callable[[Any], Awaitable[Any]]) -> Any:
+    """The batch form of ``_keep_raw_parser``: the untouched records stay the raw message."""
+    cleaned = tuple(
+        dataclasses.replace(
+            r, headers=[(k, (v or b"").decode("utf-8", "replace").encode()) for k, v in r.headers]
+        )
+        for r in records
+    )
+    message = await original(cleaned)
+    message.raw_message = records
     return message
 
 
