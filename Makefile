@@ -8,7 +8,7 @@ PYTEST_ARGS ?=
 # uv runs everything on an interpreter with the CVE-2024-6923 fix (see deploy/python.sh).
 export UV_PYTHON = $(shell bash deploy/python.sh 2>/dev/null)
 
-.PHONY: help setup run run-system test lint typecheck imports schemas pytest infra bench clean
+.PHONY: help setup run run-system test lint typecheck imports schemas pytest infra bench faults clean
 
 help: ## Show the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-11s %s\n", $$1, $$2}'
@@ -50,6 +50,9 @@ pytest:
 bench: setup ## Benchmarks (ratios against a baseline measured in the same run)
 	$(UV) run --locked python bench/relay_throughput.py
 	$(UV) run --locked python bench/matching.py
+
+faults: setup ## The full fault campaign (kills, outages, poison; README "Fault campaign")
+	$(UV) run --locked pytest tests/faults -m faults_full $(PYTEST_ARGS)
 
 infra: setup ## Only Kafka and PostgreSQL, in the foreground
 	@$(UV) run --locked pearls-infra up

@@ -217,11 +217,13 @@ class System:
             await asyncio.to_thread(kafka.stop_node, node.node_id, kill=kill)
             await asyncio.to_thread(kafka.start_node, node.node_id)
 
-    async def restart_postgres(self) -> None:
-        """PostgreSQL stopped (fast shutdown: every session cut) and started on its data."""
+    async def restart_postgres(self, *, down_s: float = 0.0) -> None:
+        """PostgreSQL stopped (fast shutdown: every session cut), left down ``down_s``
+        seconds and started again on its data."""
         postgres = self._postgres
         assert postgres is not None, "the system is not started"
         await asyncio.to_thread(postgres.stop, remove_workdir=False)
+        await asyncio.sleep(down_s)
         # start() would initdb afresh; _launch() starts the server on the data it has.
         await asyncio.to_thread(postgres._launch)
 
