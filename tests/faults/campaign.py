@@ -17,7 +17,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-import json
 import random
 import time
 import uuid
@@ -705,7 +704,3 @@ async def settle(
             log.note("settled" if report.settled else "gave up settling")
             return report
         await asyncio.sleep(3.0)
-
-
-def jsonable(report: Report) -> str:
-    return json.dumps(dataclasses.asdict(report), indent=2, default=str)
