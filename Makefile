@@ -8,7 +8,7 @@ PYTEST_ARGS ?=
 # uv runs everything on an interpreter with the CVE-2024-6923 fix (see deploy/python.sh).
 export UV_PYTHON = $(shell bash deploy/python.sh 2>/dev/null)
 
-.PHONY: help setup run run-system test lint typecheck imports schemas pytest infra bench clean
+.PHONY: help setup run run-system test lint typecheck imports schemas pytest infra bench faults clean
 
 help: ## Show the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-11s %s\n", $$1, $$2}'
@@ -54,6 +54,9 @@ BENCH_ARGS ?=
 
 bench: setup ## Benchmarks: Kafka limit, consumer, relay, end to end, matching (bench/results/)
 	$(UV) run --locked python bench/run.py $(if $(filter 1 yes true,$(QUICK)),--quick) $(BENCH_ARGS)
+
+faults: setup ## The full fault campaign (kills, outages, poison; README "Fault campaign")
+	$(UV) run --locked pytest tests/faults -m faults_full $(PYTEST_ARGS)
 
 infra: setup ## Only Kafka and PostgreSQL, in the foreground
 	@$(UV) run --locked pearls-infra up

@@ -54,6 +54,15 @@ class Child:
         if self._pump is not None:
             await self._pump
 
+    async def kill(self) -> None:
+        """SIGKILL, as a crash: no shutdown code runs. ``start()`` runs it again."""
+        if self.process is None or self.process.returncode is not None:
+            return
+        self.process.kill()
+        await self.process.wait()
+        if self._pump is not None:
+            await self._pump
+
 
 async def wait_ready(child: Child, url: str, *, within: float = 60.0) -> None:
     """Poll ``url`` until it answers 200; fail with the child's log tail otherwise."""

@@ -54,8 +54,18 @@ class System:
         mail_port: int | None = None,
         coordinator_token: str = COORDINATOR_TOKEN,
         say: Callable[[str], None] = print,
+        kafka_nodes: int = 1,
+        service_env: dict[str, dict[str, str]] | None = None,
+        services_bootstrap_one_node: bool = False,
     ) -> None:
         self.workdir = workdir
+        # 3: a KRaft cluster of three nodes, topics replicated 3 times, min.insync.replicas 2.
+        self.kafka_nodes = kafka_nodes
+        # More settings per service (by name), over the ones the system chooses.
+        self.service_env = service_env or {}
+        # The services get only the first node's address (they learn the others from
+        # it): KafkaBroker takes "h1:p1,h2:p2" as one host, so a list fails their start.
+        self.services_bootstrap_one_node = services_bootstrap_one_node
         self.coordinator_token = coordinator_token
         self.say = say
         self.log_dir = workdir / "logs"
@@ -67,6 +77,8 @@ class System:
         self.sink: Child | None = None
         self.services: list[Child] = []
         self._kafka: KafkaCluster | None = None
+        self._postgres: PostgresCluster | None = None
+        self.dsns: dict[str, str] = {}  # each service's database (its own role)
         self._stack = contextlib.AsyncExitStack()
 
     @property
@@ -97,12 +109,12 @@ class System:
     async def _start(self) -> None:
         stack = self._stack
         self.say(f"starting PostgreSQL and Kafka (logs in {self.workdir}) ...")
-        postgres = PostgresCluster(self.workdir / "postgres")
+        postgres = self._postgres = PostgresCluster(self.workdir / "postgres")
         # Thrown away at the end: each stop is followed by removing the data (LIFO).
         stack.callback(postgres.discard_data)
         await asyncio.to_thread(postgres.start)
         stack.callback(postgres.stop)
-        kafka = self._kafka = KafkaCluster(nodes=1, workdir=self.workdir / "kafka")
+        kafka = self._kafka = KafkaCluster(nodes=self.kafka_nodes, workdir=self.workdir / "kafka")
         stack.callback(kafka.discard_data)
         await asyncio.to_thread(kafka.start)
         stack.callback(kafka.stop)
@@ -120,15 +132,28 @@ class System:
             {},
             self.log_dir / "smtp-sink.log",
         )
-        common = {"KAFKA_BOOTSTRAP_SERVERS": kafka.bootstrap_servers, "KAFKA_TOPIC_PARTITIONS": "3"}
+        bootstrap = kafka.bootstrap_servers
+        if self.services_bootstrap_one_node:
+            bootstrap = bootstrap.split(",")[0]
+        common = {"KAFKA_BOOTSTRAP_SERVERS": bootstrap, "KAFKA_TOPIC_PARTITIONS": "3"}
+        if self.kafka_nodes == 3:
+            common["KAFKA_TOPIC_REPLICATION_FACTOR"] = "3"
+            common["KAFKA_TOPIC_MIN_INSYNC_REPLICAS"] = "2"
         env = self._service_env(smtp_port)
         for name, port in self.ports.items():
-            dsn = await asyncio.to_thread(postgres.create_database, name, name, name)
+            dsn = self.dsns[name] = await asyncio.to_thread(
+                postgres.create_database, name, name, name
+            )
             self.services.append(
                 Child(
                     name,
                     [_script(f"pearls-{name}"), "--host", "127.0.0.1", "--port", str(port)],
-                    {**common, f"PEARLS_{name.upper()}_DATABASE_URL": dsn, **env[name]},
+                    {
+                        **common,
+                        f"PEARLS_{name.upper()}_DATABASE_URL": dsn,
+                        **env[name],
+                        **self.service_env.get(name, {}),
+                    },
                     self.log_dir / f"{name}.log",
                 )
             )
@@ -162,6 +187,52 @@ class System:
                 "PEARLS_NOTIFICATIONS_PUBLIC_BASE_URL": self.urls["notifications"],
             },
         }
+
+    # -- faults: what the fault campaign (tests/faults) does to a running system -------
+
+    @property
+    def kafka(self) -> KafkaCluster:
+        """The running Kafka cluster (``stop_node``/``start_node`` take one node away)."""
+        assert self._kafka is not None, "the system is not started"
+        return self._kafka
+
+    def service(self, name: str) -> Child:
+        return next(child for child in self.services if child.name == name)
+
+    async def restart_service(self, name: str, *, kill: bool = True) -> None:
+        """SIGKILL one service (``kill=False``: stop it cleanly), start it again, wait ready."""
+        child = self.service(name)
+        await (child.kill() if kill else child.stop())
+        await child.start()
+        await wait_ready(child, f"{self.urls[name]}/readyz")
+
+    async def stop_sink(self) -> None:
+        """Take the SMTP sink away: its port refuses connections until ``start_sink``."""
+        assert self.sink is not None, "the system is not started"
+        await self.sink.stop()
+
+    async def start_sink(self) -> None:
+        assert self.sink is not None, "the system is not started"
+        await self.sink.start()
+        await wait_ready(self.sink, self.mail_url)
+
+    async def restart_kafka(self, *, kill: bool = False) -> None:
+        """Each Kafka node in turn down (SIGKILL with ``kill``) and up again on its data and
+        ports: with one node, the broker is away until it is back."""
+        kafka = self.kafka
+        for node in kafka.nodes:
+            await asyncio.to_thread(kafka.stop_node, node.node_id, kill=kill)
+            await asyncio.to_thread(kafka.start_node, node.node_id)
+
+    async def restart_postgres(self, *, down_s: float = 0.0) -> None:
+        """PostgreSQL stopped (fast shutdown: every session cut), left down ``down_s``
+        seconds and started again on its data."""
+        postgres = self._postgres
+        assert postgres is not None, "the system is not started"
+        await asyncio.to_thread(postgres.stop, remove_workdir=False)
+        await asyncio.sleep(down_s)
+        # start() would initdb afresh; _launch() starts the server on the data it has.
+        await asyncio.to_thread(postgres._launch)
 
     def dead(self) -> str | None:
         """What stopped running by itself (a service, the sink or Kafka), said for a person."""
