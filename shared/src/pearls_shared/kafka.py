@@ -91,6 +91,11 @@ def _security(settings: KafkaSettings) -> BaseSecurity | None:
     return None
 
 
+def bootstrap_list(settings: KafkaSettings) -> list[str]:
+    """``KAFKA_BOOTSTRAP_SERVERS`` as the list of ``host:port`` it names."""
+    return [part.strip() for part in settings.bootstrap_servers.split(",") if part.strip()]
+
+
 def new_broker(settings: KafkaSettings, client_id: str) -> KafkaBroker:
     """A faststream broker for consumers and direct publishes (dead letters).
 
@@ -98,7 +103,9 @@ def new_broker(settings: KafkaSettings, client_id: str) -> KafkaBroker:
     normal publish would fail with one set.
     """
     return KafkaBroker(
-        settings.bootstrap_servers,
+        # A list: faststream wraps a string in one, and aiokafka splits only plain
+        # strings, so "a:9092,b:9092" would be read as one host "a:9092,b" on port 9092.
+        bootstrap_list(settings),
         client_id=client_id,
         security=_security(settings),
         acks="all",
