@@ -114,6 +114,13 @@ def _fold(char: str) -> str:
 
 def identity_key(name: str) -> str:
     """The key two names share when a person would read them as the same place."""
+    # Place names are short and the same ones are keyed again and again (every
+    # submission compares with the call's others); a long input is not kept.
+    return _identity_key(name) if len(name) <= 256 else _identity_key.__wrapped__(name)
+
+
+@functools.lru_cache(maxsize=65536)
+def _identity_key(name: str) -> str:
     text = visible(name)
     text = visible(text.casefold())
     decomposed = unicodedata.normalize("NFD", text)

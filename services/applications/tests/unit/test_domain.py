@@ -152,6 +152,16 @@ def test_spreading_reports_applications_left_short():
     assert result.assigned == [] and result.short == {app.id: 2}
 
 
+def test_a_submission_checks_the_places_of_applications_it_did_not_load():
+    # The submission path loads only (country, city name) of the call's others.
+    book = CallBook(make_call(), other_places=(("LV", "Kuld\u200bīga"), ("EE", "Viljandi")))
+    with pytest.raises(Conflict) as refused:
+        book.submit(make_application(book.call, city=" kuldīga "), NOW)
+    assert refused.value.rule == "one_application_per_city"
+    book.submit(make_application(book.call, city="Viljandi", country="LV"), NOW)
+    assert len(book.applications) == 1 and len(book.events) == 1
+
+
 def test_submission_rules():
     book = CallBook(make_call())
     with pytest.raises(Invalid) as refused:

@@ -181,6 +181,17 @@ async def load_book(conn: Conn, call_id: uuid.UUID, lock: Lock) -> CallBook:
     return CallBook(call, {r["application_id"]: _application(r) for r in rows})
 
 
+async def load_book_for_submission(conn: Conn, call_id: uuid.UUID) -> CallBook:
+    """The call (share-locked) and only where its applications come from: a submission
+    checks one city per call against those, and loading (and validating) every whole
+    application made each submission slower as the call filled."""
+    call = await load_call(conn, call_id, "share")
+    rows = await conn.fetch(
+        "SELECT country, city_name FROM applications WHERE call_id = $1", call_id
+    )
+    return CallBook(call, other_places=tuple((r["country"], r["city_name"]) for r in rows))
+
+
 async def call_of(conn: Conn, application_id: uuid.UUID) -> uuid.UUID:
     call_id = await conn.fetchval(
         "SELECT call_id FROM applications WHERE application_id = $1", application_id

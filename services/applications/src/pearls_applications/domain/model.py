@@ -239,6 +239,9 @@ class CallBook:
 
     call: Call
     applications: dict[uuid.UUID, Application] = field(default_factory=dict)
+    # (country, city name as written) of the call's applications that were not loaded:
+    # a submission needs only these of the others, not whole applications.
+    other_places: tuple[tuple[str, str], ...] = ()
     events: list[EventData] = field(default_factory=list)
     audit: list[AuditEntry] = field(default_factory=list)
     changed: set[uuid.UUID] = field(default_factory=set)
@@ -327,8 +330,10 @@ class CallBook:
         self._require_window(now)
         self._check_eligible(application)
         key = (application.country, application.city_key)
-        for other in self.applications.values():
-            if (other.country, other.city_key) == key:
+        places = [(other.country, other.city_key) for other in self.applications.values()]
+        places += [(country, normalise_city(name)) for country, name in self.other_places]
+        for place in places:
+            if place == key:
                 raise Conflict(
                     ("body", "city_name"),
                     "one_application_per_city",

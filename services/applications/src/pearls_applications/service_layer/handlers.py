@@ -277,7 +277,7 @@ class Applications:
                         if replay:
                             return replay
                     now = self.clock()
-                    book = await repo.load_book(conn, call_id, "share")
+                    book = await repo.load_book_for_submission(conn, call_id)
                     token, digest = new_token()
                     app = Application(
                         id=uuid.uuid4(),
