@@ -299,21 +299,8 @@ class EventConsumer:
         )
 
     async def _process(self, record: ConsumerRecord[bytes, bytes]) -> None:
-        headers = [(k, v) for k, v in (record.headers or ())]
-        with tracer(self._service).start_as_current_span(
-            f"{record.topic} process",
-            context=extract_headers(headers),
-            kind=SpanKind.CONSUMER,
-            attributes={
-                "messaging.system": "kafka",
-                "messaging.operation.type": "process",
-                "messaging.destination.name": record.topic,
-                "messaging.consumer.group.name": self.name,
-                "messaging.destination.partition.id": str(record.partition),
-                "messaging.kafka.offset": record.offset,
-            },
-        ) as span:
-            await self._process_in_span(record, headers, span)
+        with self._span(record) as span:
+            await self._process_in_span(record, list(record.headers or ()), span)
 
     async def _process_in_span(
         self,
