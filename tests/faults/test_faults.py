@@ -64,11 +64,6 @@ async def campaign(plan: Plan, seed: int) -> tuple[Report, str]:
         say=log.note,
         kafka_nodes=plan.kafka_nodes,
         service_env=plan.service_env(),
-        # On three nodes: shared.kafka.new_broker hands KafkaBroker the comma-separated
-        # list as one string, which it takes for one host, and no service starts. Until
-        # that is fixed the services bootstrap from node 1 (faults come one at a time: no
-        # service starts while node 1 is down; running clients know every node).
-        services_bootstrap_one_node=plan.kafka_nodes > 1,
     ) as system:
         async with (
             httpx.AsyncClient(base_url=system.urls["applications"], timeout=10.0) as a,

@@ -56,16 +56,12 @@ class System:
         say: Callable[[str], None] = print,
         kafka_nodes: int = 1,
         service_env: dict[str, dict[str, str]] | None = None,
-        services_bootstrap_one_node: bool = False,
     ) -> None:
         self.workdir = workdir
         # 3: a KRaft cluster of three nodes, topics replicated 3 times, min.insync.replicas 2.
         self.kafka_nodes = kafka_nodes
         # More settings per service (by name), over the ones the system chooses.
         self.service_env = service_env or {}
-        # The services get only the first node's address (they learn the others from
-        # it): KafkaBroker takes "h1:p1,h2:p2" as one host, so a list fails their start.
-        self.services_bootstrap_one_node = services_bootstrap_one_node
         self.coordinator_token = coordinator_token
         self.say = say
         self.log_dir = workdir / "logs"
@@ -132,10 +128,7 @@ class System:
             {},
             self.log_dir / "smtp-sink.log",
         )
-        bootstrap = kafka.bootstrap_servers
-        if self.services_bootstrap_one_node:
-            bootstrap = bootstrap.split(",")[0]
-        common = {"KAFKA_BOOTSTRAP_SERVERS": bootstrap, "KAFKA_TOPIC_PARTITIONS": "3"}
+        common = {"KAFKA_BOOTSTRAP_SERVERS": kafka.bootstrap_servers, "KAFKA_TOPIC_PARTITIONS": "3"}
         if self.kafka_nodes == 3:
             common["KAFKA_TOPIC_REPLICATION_FACTOR"] = "3"
             common["KAFKA_TOPIC_MIN_INSYNC_REPLICAS"] = "2"
