@@ -29,6 +29,7 @@ from pearls_ops import rebuild as rebuild_ops
 from pearls_ops.errors import OK, PROBLEM, UNREACHABLE, OpsError
 from pearls_ops.masking import masked
 from pearls_ops.services import SERVICES, kafka_settings, service, settings_items
+from pearls_shared.settings import KafkaSettings
 
 T = TypeVar("T")
 
@@ -84,14 +85,19 @@ def _run(coro: Coroutine[Any, Any, T]) -> T:
 # -- topics ------------------------------------------------------------------------------
 
 
+def _topics_table(settings: KafkaSettings, outcome: str) -> Table:
+    table = Table(title=f"Topics on {settings.bootstrap_servers}")
+    for col in ("topic", "partitions", "replicas", "min.insync", "retention.ms", outcome):
+        table.add_column(col)
+    return table
+
+
 @topics_app.command("check")
 def topics_check() -> None:
     """Report missing or misconfigured topics; exit 1 if any."""
     settings = kafka_settings()
     states = _run(kafka_ops.topic_states(settings))
-    table = Table(title=f"Topics on {settings.bootstrap_servers}")
-    for col in ("topic", "partitions", "replicas", "min.insync", "retention.ms", "state"):
-        table.add_column(col)
+    table = _topics_table(settings, "state")
     bad = 0
     for state in states:
         problems = state.problems()
@@ -117,9 +123,7 @@ def topics_create() -> None:
     """Create the missing topics (partitions, replication, min.insync, retention from KAFKA_*)."""
     settings = kafka_settings()
     results = _run(kafka_ops.create_topics(settings))
-    table = Table(title=f"Topics on {settings.bootstrap_servers}")
-    for col in ("topic", "partitions", "replicas", "min.insync", "retention.ms", "result"):
-        table.add_column(col)
+    table = _topics_table(settings, "result")
     for spec, created in results:
         table.add_row(
             spec.name,
