@@ -6,8 +6,10 @@
    consume-and-commit loop (``getmany`` then ``commit``) reading them back.
 2. A Pearls ``EventConsumer`` with the inbox and one database effect per event
    (an INSERT), per-message (one transaction and one offset commit per record,
-   the default) and batched (``subscribe(..., batch_size=N)``: one transaction
-   and one offset commit per batch), each on a fresh database.
+   the default), batched (``subscribe(..., batch_size=N)``: one transaction
+   and one offset commit per batch) and batched with a handler made by
+   ``batched`` (one INSERT for each run of events, a row per event), each on a
+   fresh database.
 
 Consumer rates are counted from the first record seen to the last, so joining
 the group is left out. Topics have 3 partitions, as the services' topics.
@@ -23,12 +25,13 @@ import dataclasses
 import json
 import time
 import uuid
+from collections.abc import Sequence
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from common import infrastructure
 
-from pearls_shared.consumer import EventConsumer
+from pearls_shared.consumer import EventConsumer, batched
 from pearls_shared.db import connect, create_pool
 from pearls_shared.envelope import Envelope
 from pearls_shared.events.samples import sample
@@ -120,9 +123,17 @@ async def raw_consume(settings: KafkaSettings, topic: str, n: int, *, each: bool
 
 
 async def pearls_consume(
-    settings: KafkaSettings, dsn: str, topic: str, n: int, batch_size: int | None
+    settings: KafkaSettings,
+    dsn: str,
+    topic: str,
+    n: int,
+    batch_size: int | None,
+    *,
+    many: bool = False,
 ) -> dict[str, Any]:
-    """An EventConsumer whose handler makes one INSERT per event; msg/s from first to last."""
+    """An EventConsumer whose handler makes one INSERT per event (``many``: one INSERT
+    for each run of events the batch hands it, a row per event); msg/s from first to
+    last."""
     conn = await connect(dsn)
     try:
         await migrate(conn, shared_migrations())
@@ -135,6 +146,13 @@ async def pearls_consume(
     async def handler(conn: Any, envelope: Envelope, data: Any) -> None:
         await conn.execute(
             "INSERT INTO effects (event_id, subject) VALUES ($1, $2)", envelope.id, envelope.subject
+        )
+
+    async def insert_many(conn: Any, events: Sequence[tuple[Envelope, Any]]) -> None:
+        await conn.execute(
+            "INSERT INTO effects (event_id, subject) SELECT * FROM unnest($1::text[], $2::text[])",
+            [envelope.id for envelope, _ in events],
+            [envelope.subject for envelope, _ in events],
         )
 
     async def after_commit(envelope: Envelope) -> None:
@@ -150,7 +168,7 @@ async def pearls_consume(
         pool=pool,
         broker=broker,
         kafka=settings,
-        handlers={EVENT_TYPE: handler},
+        handlers={EVENT_TYPE: batched(insert_many) if many else handler},
         delivery=DeliverySettings(),
         after_commit=after_commit,
     )
@@ -164,7 +182,7 @@ async def pearls_consume(
         await consumer.stop()
         await pool.close()
     rate = (len(times) - 1) / max(times[-1] - times[0], 1e-9)
-    return {"events": n, "msgs_per_s": round(rate, 1), "batch_size": batch_size}
+    return {"events": n, "msgs_per_s": round(rate, 1), "batch_size": batch_size, "many": many}
 
 
 async def measure(
@@ -172,13 +190,13 @@ async def measure(
 ) -> dict[str, Any]:
     settings = KafkaSettings(bootstrap_servers=bootstrap, topic_partitions=PARTITIONS)
     run = uuid.uuid4().hex[:6]
-    limit_topic, single_topic, batch_topic = (
-        f"pearls.bench.{what}.{run}.v1" for what in ("limit", "single", "batch")
+    limit_topic, single_topic, batch_topic, many_topic = (
+        f"pearls.bench.{what}.{run}.v1" for what in ("limit", "single", "batch", "many")
     )
     await ensure_topics(
         settings,
-        [limit_topic, single_topic, batch_topic]
-        + [t + settings.dead_letter_suffix for t in (single_topic, batch_topic)],
+        [limit_topic, single_topic, batch_topic, many_topic]
+        + [t + settings.dead_letter_suffix for t in (single_topic, batch_topic, many_topic)],
         partitions=PARTITIONS,
     )
     limit_records = records(events)
@@ -188,6 +206,7 @@ async def measure(
     consumed_each = await raw_consume(settings, limit_topic, each_n, each=True)
     await produce(settings, single_topic, records(pearls_events))
     await produce(settings, batch_topic, records(max(pearls_events, events // 2)))
+    await produce(settings, many_topic, records(max(pearls_events, events // 2)))
     single = await pearls_consume(
         settings, await new_database("single"), single_topic, pearls_events, None
     )
@@ -198,7 +217,15 @@ async def measure(
         max(pearls_events, events // 2),
         batch_size,
     )
-    for r in (single, batched):
+    batched_many = await pearls_consume(
+        settings,
+        await new_database("many"),
+        many_topic,
+        max(pearls_events, events // 2),
+        batch_size,
+        many=True,
+    )
+    for r in (single, batched, batched_many):
         r["ratio_to_raw_consume"] = round(r["msgs_per_s"] / consumed, 3)
     sizes = [record_size(r) for r in limit_records[:100]]
     return {
@@ -213,6 +240,7 @@ async def measure(
         },
         "per_message": single,
         "batched": batched,
+        "batched_many": batched_many,
     }
 
 

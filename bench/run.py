@@ -91,7 +91,9 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                     batch_size=size["batch_size"],
                 )
                 results["kafka_limit"] = measured["limit"]
-                results["consumer"] = {k: measured[k] for k in ("per_message", "batched")}
+                results["consumer"] = {
+                    k: measured[k] for k in ("per_message", "batched", "batched_many")
+                }
                 say(f"    {measured}")
             if "relay" in only:
                 say("(3) outbox relay ...")

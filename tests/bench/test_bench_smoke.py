@@ -43,6 +43,7 @@ def test_quick_bench_writes_json_markdown_and_plot_with_every_section(
     assert set(SECTIONS) <= set(results)
     assert results["quick"] is True
     assert results["consumer"]["batched"]["msgs_per_s"] > 0
+    assert results["consumer"]["batched_many"]["msgs_per_s"] > 0
     assert results["consumer"]["per_message"]["msgs_per_s"] > 0
     assert results["relay"]["lag"]["p99_ms"] is not None
     e2e = results["end_to_end"]

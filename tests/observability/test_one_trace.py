@@ -20,8 +20,7 @@ import pytest
 from aiosmtpd.controller import Controller
 from asgi_lifespan import LifespanManager
 from opentelemetry import trace
-from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind
 
@@ -33,7 +32,7 @@ from pearls_notifications.config import Settings as NotificationsSettings
 from pearls_notifications.entrypoints.consumers import CONSUMED_TOPICS
 from pearls_shared.db import connect
 from pearls_shared.settings import DeliverySettings, KafkaSettings
-from pearls_shared.testing import read_topic, start_group_at_end, wait_for
+from pearls_shared.testing import read_topic, recorded_spans, start_group_at_end, wait_for
 from pearls_shared.topics import APPLICATIONS
 from pearls_shared.tracing import extract_headers
 
@@ -46,17 +45,8 @@ DELIVERY = DeliverySettings(relay_poll_interval_s=0.2)
 
 @pytest.fixture
 def spans() -> Iterator[InMemorySpanExporter]:
-    """Every span ended during the test, kept in memory (the process's provider is the
-    SDK's; a provider another test installed first is kept and given this exporter)."""
-    provider = trace.get_tracer_provider()
-    if not isinstance(provider, TracerProvider):
-        provider = TracerProvider()
-        trace.set_tracer_provider(provider)
-    assert isinstance(trace.get_tracer_provider(), TracerProvider)
-    exporter = InMemorySpanExporter()
-    provider.add_span_processor(SimpleSpanProcessor(exporter))
-    yield exporter
-    exporter.shutdown()  # later spans are no longer kept
+    with recorded_spans() as exporter:
+        yield exporter
 
 
 class _Sink:

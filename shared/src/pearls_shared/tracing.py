@@ -50,10 +50,11 @@ _exporting = False
 
 class _KafkaGetter(Getter[KafkaHeaders]):
     def get(self, carrier: KafkaHeaders, key: str) -> list[str] | None:
+        key = key.lower()  # once, not per header: this runs for every record consumed
         values = [
             (value or b"").decode("utf-8", "replace")
             for name, value in carrier
-            if name.lower() == key.lower()
+            if name.lower() == key
         ]
         return values or None
 

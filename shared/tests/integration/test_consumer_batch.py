@@ -2,7 +2,8 @@
 
 Many records per database transaction, yet every event takes effect once; a
 poison event in a batch is dead-lettered while the others take effect once; a
-redelivered batch changes nothing.
+redelivered batch changes nothing. Each holds for a plain handler and for one made
+with ``batched`` (given a run of events per call).
 """
 
 from __future__ import annotations
@@ -10,21 +11,21 @@ from __future__ import annotations
 import collections
 import dataclasses
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
 import pytest
 from aiokafka import AIOKafkaProducer
 
-from pearls_shared.consumer import EventConsumer
+from pearls_shared.consumer import EventConsumer, batched
 from pearls_shared.db import connect, create_pool
 from pearls_shared.envelope import Envelope
 from pearls_shared.events.samples import sample
 from pearls_shared.kafka import new_broker
 from pearls_shared.outbox import envelope_for
 from pearls_shared.settings import DeliverySettings, KafkaSettings, PostgresSettings
-from pearls_shared.testing import read_topic, wait_for
+from pearls_shared.testing import read_topic, recorded_spans, wait_for
 from pearls_shared.topics import ensure_topics
 
 pytestmark = pytest.mark.integration
@@ -69,13 +70,26 @@ async def consuming(
     name: str,
     poison: set[str] | None = None,
     committed: list[str] | None = None,
+    runs: list[int] | None = None,
 ) -> AsyncIterator[None]:
-    """A batch-mode consumer whose handler writes one effect row per event."""
+    """A batch-mode consumer whose handler writes one effect row per event; with
+    ``runs``, a ``batched`` handler writing a run at once, noting each run's size."""
 
     async def handler(conn: Any, envelope: Envelope, data: Any) -> None:
         await conn.execute("INSERT INTO effects (event_id) VALUES ($1)", envelope.id)
         if poison and envelope.id in poison:
             raise RuntimeError("poison")
+
+    async def many(conn: Any, events: Sequence[tuple[Envelope, Any]]) -> None:
+        await conn.execute(
+            "INSERT INTO effects (event_id)"
+            " SELECT e FROM unnest($1::text[]) WITH ORDINALITY AS u(e, n) ORDER BY n",
+            [envelope.id for envelope, _ in events],
+        )
+        if poison and {envelope.id for envelope, _ in events} & poison:
+            raise RuntimeError("poison")
+        assert runs is not None
+        runs.append(len(events))
 
     async def after_commit(envelope: Envelope) -> None:
         if committed is not None:
@@ -88,7 +102,7 @@ async def consuming(
         pool=pool,
         broker=broker,
         kafka=kafka_settings,
-        handlers={EVENT_TYPE: handler},
+        handlers={EVENT_TYPE: handler if runs is None else batched(many)},
         delivery=DeliverySettings(
             consumer_max_attempts=2, consumer_backoff_initial_s=0.01, consumer_backoff_max_s=0.05
         ),
@@ -105,6 +119,14 @@ async def consuming(
         await pool.close()
 
 
+async def effects_in_order(dsn: str) -> list[str]:
+    conn = await connect(dsn)
+    try:
+        return [r["event_id"] for r in await conn.fetch("SELECT * FROM effects ORDER BY seq")]
+    finally:
+        await conn.close()
+
+
 async def effects(dsn: str) -> collections.Counter[str]:
     conn = await connect(dsn)
     try:
@@ -117,21 +139,29 @@ async def effects(dsn: str) -> collections.Counter[str]:
 async def effects_db(service_db: str) -> str:
     conn = await connect(service_db)
     try:
-        await conn.execute("CREATE TABLE effects (event_id text NOT NULL)")  # no key: see twice
+        await conn.execute(
+            "CREATE TABLE effects (seq bigserial, event_id text NOT NULL)"
+        )  # twice: seen
     finally:
         await conn.close()
     return service_db
 
 
+BATCHED = pytest.mark.parametrize("runs", [None, []], ids=["per-event-handler", "batched-handler"])
+
+
+@BATCHED
 async def test_every_event_takes_effect_once_and_a_redelivered_batch_changes_nothing(
-    effects_db: str, kafka_settings: KafkaSettings
+    effects_db: str, kafka_settings: KafkaSettings, runs: list[int] | None
 ) -> None:
     name = await topic(kafka_settings)
     events = envelopes(120)
     await publish(kafka_settings, name, events)
     committed: list[str] = []
     group = f"batch-{uuid.uuid4().hex[:8]}"
-    async with consuming(kafka_settings, effects_db, name, name=group, committed=committed):
+    async with consuming(
+        kafka_settings, effects_db, name, name=group, committed=committed, runs=runs
+    ):
 
         async def all_applied() -> bool:
             return sum((await effects(effects_db)).values()) >= len(events)
@@ -148,10 +178,18 @@ async def test_every_event_takes_effect_once_and_a_redelivered_batch_changes_not
 
         await wait_for(redelivered_seen, what="the redelivered events to be consumed")
     assert await effects(effects_db) == applied
+    # Partition order holds: each key's events took effect in the order published.
+    position = {event_id: i for i, event_id in enumerate(await effects_in_order(effects_db))}
+    for key in {e.subject for e in events}:
+        published = [e.id for e in events if e.subject == key]
+        assert sorted(published, key=position.__getitem__) == published
+    if runs is not None:  # the batched handler was given runs, not single events
+        assert sum(runs) == len(events) and max(runs) > 1, runs
 
 
+@BATCHED
 async def test_a_poison_event_is_dead_lettered_and_the_rest_of_its_batch_applied_once(
-    effects_db: str, kafka_settings: KafkaSettings
+    effects_db: str, kafka_settings: KafkaSettings, runs: list[int] | None
 ) -> None:
     name = await topic(kafka_settings)
     events = envelopes(60)
@@ -160,7 +198,7 @@ async def test_a_poison_event_is_dead_lettered_and_the_rest_of_its_batch_applied
     committed: list[str] = []
     group = f"batch-{uuid.uuid4().hex[:8]}"
     async with consuming(
-        kafka_settings, effects_db, name, name=group, poison=poison, committed=committed
+        kafka_settings, effects_db, name, name=group, poison=poison, committed=committed, runs=runs
     ):
 
         async def others_applied() -> bool:
@@ -213,3 +251,45 @@ async def test_an_undecodable_record_in_a_batch_is_dead_lettered_and_the_rest_ap
         [letter] = await wait_for(dead_letters, what="the undecodable record in the DLQ")
         assert dict(letter.headers)["pearls_dlq_reason"] == b"undecodable"
     assert await effects(effects_db) == {e.id: 1 for e in events}
+
+
+async def test_a_batched_run_has_one_span_linked_to_each_events_trace(
+    effects_db: str, kafka_settings: KafkaSettings
+) -> None:
+    name = await topic(kafka_settings)
+    events = envelopes(30)
+    traces = {e.id: uuid.uuid4().int >> 64 << 64 | 1 for e in events}
+    producer = AIOKafkaProducer(bootstrap_servers=kafka_settings.bootstrap_servers)
+    await producer.start()
+    try:
+        for e in events:
+            parent = f"00-{traces[e.id]:032x}-{uuid.uuid4().int >> 64:016x}-01".encode()
+            await producer.send(
+                name,
+                value=e.value(),
+                key=e.subject.encode(),
+                headers=[*e.headers(), ("traceparent", parent)],
+            )
+        await producer.flush()
+    finally:
+        await producer.stop()
+    runs: list[int] = []
+    with recorded_spans() as spans:
+        group = f"batch-{uuid.uuid4().hex[:8]}"
+        async with consuming(kafka_settings, effects_db, name, name=group, runs=runs):
+
+            async def all_applied() -> bool:
+                return sum((await effects(effects_db)).values()) >= len(events)
+
+            await wait_for(all_applied, what="every event to take effect")
+        batch_spans = [
+            s
+            for s in spans.get_finished_spans()
+            if s.name == f"{name} process"
+            and (s.attributes or {}).get("messaging.batch.message_count")
+        ]
+    assert sorted(s.attributes["messaging.batch.message_count"] for s in batch_spans) == sorted(
+        runs
+    )
+    linked = [link.context.trace_id for s in batch_spans for link in s.links]
+    assert sorted(linked) == sorted(traces.values())

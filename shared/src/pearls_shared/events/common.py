@@ -7,12 +7,14 @@ strict where every consumer depends on them (languages drive e-mail templates).
 
 from __future__ import annotations
 
+import functools
 import uuid
 from collections.abc import Sequence
 from datetime import date
 from typing import Annotated, Literal, TypeVar, get_args
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, EmailStr, Field, StringConstraints
+import pydantic
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 
 # ISO 639-1 codes of the BSR languages plus English, the fallback. Norwegian
 # appears as the macro-language "no" and as both written standards (nb, nn).
@@ -44,6 +46,22 @@ Slug = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]*$", max_length
 
 
 _T = TypeVar("_T")
+
+
+@functools.lru_cache(maxsize=8192)
+def _valid_email(address: str) -> str:
+    return pydantic.validate_email(address)[1]
+
+
+class EmailStr(pydantic.EmailStr):
+    """pydantic's ``EmailStr`` (the same checks, normalisation and JSON schema), with each
+    address's result remembered: validating one costs ~0.3 ms (IDNA checks of every domain
+    character) and the same few addresses come back in event after event. Only successes
+    are cached; an invalid address raises every time."""
+
+    @classmethod
+    def _validate(cls, input_value: str, /) -> str:
+        return _valid_email(input_value)
 
 
 def _unique(items: Sequence[_T]) -> Sequence[_T]:

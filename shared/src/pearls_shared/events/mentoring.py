@@ -12,13 +12,14 @@ import uuid
 from datetime import date
 from typing import ClassVar, Literal, Self
 
-from pydantic import AnyUrl, AwareDatetime, EmailStr, Field, model_validator
+from pydantic import AnyUrl, AwareDatetime, Field, model_validator
 
 from pearls_shared import topics
 from pearls_shared.events.base import EventData
 from pearls_shared.events.common import (
     Contacts,
     CountryCode,
+    EmailStr,
     LanguageCode,
     Languages,
     MentorRef,

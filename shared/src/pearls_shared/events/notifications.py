@@ -11,11 +11,11 @@ from __future__ import annotations
 import uuid
 from typing import Annotated, ClassVar
 
-from pydantic import AwareDatetime, EmailStr, Field, StringConstraints
+from pydantic import AwareDatetime, Field, StringConstraints
 
 from pearls_shared import topics
 from pearls_shared.events.base import EventData
-from pearls_shared.events.common import LanguageCode, Slug, Text
+from pearls_shared.events.common import EmailStr, LanguageCode, Slug, Text
 
 EventTypeName = Annotated[str, StringConstraints(pattern=r"^pearls\.[a-z_]+\.[a-z_]+$")]
 EventId = Annotated[str, StringConstraints(min_length=1, max_length=200)]
