@@ -338,6 +338,23 @@ class Chaos:
         self.log.kills[name] += 1
         self.log.note(f"{name} ready again")
 
+    async def kill_round(self) -> None:
+        """Every service SIGKILLed once, each at its own random moment of the round: their
+        restarts overlap, as when a node that runs several of them goes down."""
+
+        async def later(name: str, delay: float) -> None:
+            await asyncio.sleep(delay)
+            await self.kill(name)
+
+        low, high = self.plan.gap_s
+        await asyncio.gather(
+            *(
+                later(name, self.rng.uniform(0.0, high))
+                for name in self.rng.sample(SERVICES, len(SERVICES))
+            )
+        )
+        await asyncio.sleep(self.rng.uniform(low, high))
+
     async def poison(self, round_: int) -> None:
         self.poisons += await inject_poison(self.system.bootstrap_servers, self.run, round_)
         self.log.note(f"poison round {round_}: {len(POISON_KINDS)} records")
@@ -385,8 +402,8 @@ class Chaos:
         self.log.note("SMTP sink back")
 
     async def play(self) -> None:
-        """Kill rounds (every service once, in random order), with the broker, PostgreSQL,
-        leader kills and poison spread over them; the SMTP outage runs alongside."""
+        """Kill rounds (every service once, at random moments), with the broker, PostgreSQL,
+        leader kills and poison between them; the SMTP outage runs alongside."""
         outage = asyncio.create_task(self.smtp_outage())
         rounds = self.plan.kills_per_service
         # Which round each other fault follows (spread over the run).
@@ -406,9 +423,7 @@ class Chaos:
                 for fault in after[round_]:
                     await self.pause()
                     await fault()
-                for name in self.rng.sample(SERVICES, len(SERVICES)):
-                    await self.pause()
-                    await self.kill(name)
+                await self.kill_round()
             await outage
         finally:
             if not outage.done():

@@ -1,10 +1,10 @@
 """The fault campaign: the whole system under a steady stream of submissions, hurt on
 purpose, then checked for lost and duplicated effects (see campaign.py).
 
-The short campaign runs in ``make test``: each service SIGKILLed and restarted twice
-(the issue asks for five; three keep the run within about three minutes on a 2-core
-machine, where a restart under load takes 5-10 s),
-Kafka and PostgreSQL restarted once, the SMTP sink away for 20 s, one round of poison.
+The short campaign runs in ``make test``: each service SIGKILLed and restarted five
+times (in rounds: every service once per round, each at its own random moment, so
+restarts overlap), Kafka and PostgreSQL restarted once, the SMTP sink away for 20 s, one
+round of poison.
 The full one (``make faults``) kills each service 20 times on a 3-node KRaft cluster
 (replication 3, min.insync.replicas 2) and kills the leader of a busy partition
 repeatedly, restarts PostgreSQL three times, takes the SMTP sink away for five minutes
@@ -31,7 +31,7 @@ pytestmark = pytest.mark.integration
 
 SHORT = Plan(
     name="short",
-    kills_per_service=3,
+    kills_per_service=5,
     broker_restarts=1,
     leader_kills=0,
     postgres_restarts=1,
