@@ -50,6 +50,9 @@ SELECT id, event_id::text, topic, message_key, headers::text AS headers, payload
 FROM outbox WHERE sent_at IS NULL ORDER BY id LIMIT $1
 """
 _MAX_BACKOFF_S = 30.0
+# A full batch means more may wait; how many is counted at most this often, because
+# counting scans every pending row (draining a large backlog would be quadratic).
+_COUNT_EVERY_S = 1.0
 
 
 class OutboxRelay:
@@ -72,6 +75,7 @@ class OutboxRelay:
         self._after_publish = after_publish
         self._wake = asyncio.Event()
         self.active = asyncio.Event()
+        self._counted_at = -_COUNT_EVERY_S
 
     async def run(self, stop: asyncio.Event) -> None:
         """Run until ``stop`` is set; survives database and broker outages."""
@@ -142,10 +146,12 @@ class OutboxRelay:
         self, conn: asyncpg.Connection[Any], producer: AIOKafkaProducer
     ) -> tuple[int, bool]:
         rows = await conn.fetch(_PENDING, self._delivery.relay_batch_size)
-        pending = len(rows)
-        if pending == self._delivery.relay_batch_size:  # a full batch: there may be more
+        if len(rows) < self._delivery.relay_batch_size:  # all there is
+            OUTBOX_PENDING.labels(self._service).set(len(rows))
+        elif time.monotonic() - self._counted_at >= _COUNT_EVERY_S:
+            self._counted_at = time.monotonic()
             pending = await conn.fetchval("SELECT count(*) FROM outbox WHERE sent_at IS NULL")
-        OUTBOX_PENDING.labels(self._service).set(pending)
+            OUTBOX_PENDING.labels(self._service).set(pending)
         if not rows:
             return 0, False
         # Enqueue the whole batch in id order, then wait: the producer keeps
