@@ -41,7 +41,9 @@ CallId = Annotated[uuid.UUID, Path(description="Id of the call.")]
 _ERRORS = refusal_responses("No such call or application.")
 
 
-def _service(request: Request) -> Applications:
+# Async on purpose: FastAPI runs a plain ``def`` dependency in its thread pool, a
+# thread hop (and GIL hand-over) on every request for one attribute read.
+async def _service(request: Request) -> Applications:
     service: Applications = request.app.state.applications
     return service
 
@@ -57,7 +59,7 @@ Service = Annotated[Applications, Depends(_service)]
 async def _principal(request: Request, creds: Credentials) -> Principal | None:
     if creds is None:
         return None
-    service = _service(request)
+    service = await _service(request)
     async with service.pool.acquire() as conn:
         return await _auth(request).identify(conn, creds.credentials)
 
@@ -84,7 +86,7 @@ async def _applicant(request: Request, application_id: uuid.UUID, creds: Credent
     """Only the application's own token passes (a 404 hides whether it exists)."""
     if creds is None:
         raise Unauthorized(("header", "Authorization"), "bearer_token", "a token is required")
-    async with _service(request).pool.acquire() as conn:
+    async with (await _service(request)).pool.acquire() as conn:
         if not await Authenticator.owns(conn, application_id, creds.credentials):
             raise NotFound(("path", "application_id"), "exists", "no such application")
 
@@ -291,13 +293,17 @@ async def submit(
         ),
     ] = None,
 ) -> s.Receipt:
-    canonical = json.dumps(body.model_dump(mode="json"), sort_keys=True).encode()
+    # The body's digest tells a retry from a reuse of its key: only needed with a key.
+    digest = b""
+    if idempotency_key is not None:
+        canonical = json.dumps(body.model_dump(mode="json"), sort_keys=True).encode()
+        digest = request_digest(canonical)
     result = await service.submit(
         call_id,
         _domain_fields(body),
         correlation_id(),
         idempotency_key=idempotency_key,
-        request_hash=request_digest(canonical),
+        request_hash=digest,
     )
     if result.replayed:
         response.headers["Idempotent-Replayed"] = "true"
