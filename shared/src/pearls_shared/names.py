@@ -71,8 +71,10 @@ _LOOKALIKES: dict[str, list[dict[str, str]]] = cast(
 )
 
 
+@functools.lru_cache(maxsize=4096)
 def is_invisible(char: str) -> bool:
     """Whether ``char`` is a default-ignorable or format character (shows nothing)."""
+    # Cached: asked for every character of a name, several times per request.
     if unicodedata.category(char) == "Cf":
         return True
     code = ord(char)
