@@ -14,6 +14,7 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import create_model
 
 from pearls_applications.adapters import repository as repo
 from pearls_applications.domain.model import Application, Call, Criterion, Rubric
@@ -139,10 +140,30 @@ def _applicant_view(out: s.ApplicationOut, app: Application, call: Call) -> s.Ap
     return out.model_copy(update={"score": None, "rank": None, "scores_withheld": True})
 
 
+# ContactPerson's checks of every field but the address, exactly as it declares them.
+# The address was validated and normalised as an EmailStr by ContactIn (the same type,
+# and normalising is idempotent): checking it again, the costliest check of a
+# submission (IDNA rules per character of the domain), would change nothing.
+_BESIDES_EMAIL: dict[str, Any] = {
+    name: (field.annotation, field)
+    for name, field in ContactPerson.model_fields.items()
+    if name != "email"
+}
+_ContactBesidesEmail = create_model(
+    "_ContactBesidesEmail", __config__=ContactPerson.model_config, **_BESIDES_EMAIL
+)
+
+
+def contact_person(contact: s.ContactIn) -> ContactPerson:
+    """The event's contact from a validated request contact, its address not re-checked."""
+    checked = _ContactBesidesEmail.model_validate(contact.model_dump(exclude={"email"}))
+    return ContactPerson.model_construct(**dict(checked), email=contact.email)
+
+
 def _domain_fields(body: s.ApplicationIn | s.ApplicationPatch) -> dict[str, Any]:
     fields = body.model_dump(exclude_unset=True, exclude_none=True)
-    if "contacts" in fields:
-        fields["contacts"] = tuple(ContactPerson.model_validate(c) for c in fields["contacts"])
+    if "contacts" in fields and body.contacts is not None:
+        fields["contacts"] = tuple(contact_person(c) for c in body.contacts)
     for name in ("themes", "languages"):
         if name in fields:
             fields[name] = tuple(fields[name])
