@@ -35,9 +35,12 @@ def _name(char: str) -> str:
     return f"U+{ord(char):04X}"
 
 
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
 def _storable(value: str) -> None:
     # UTF-8 (and so PostgreSQL) cannot carry a lone surrogate, legal as a JSON escape.
-    if any("\ud800" <= ch <= "\udfff" for ch in value):
+    if _SURROGATE.search(value):
         raise ValueError("must be valid Unicode (no lone surrogates)")
 
 

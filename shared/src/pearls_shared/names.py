@@ -28,13 +28,15 @@ spellings a person cannot tell apart on screen:
 
 Keys are computed in Python whenever they are compared, from the name as
 written; a key stored in a database is what the key was when the row was
-written (see the applications service's ``normalise_city``).
+written (see the applications service's ``normalise_city``). ``KEY_RULE`` names
+the rule that computes keys today, so a stored key can say which rule made it.
 """
 
 from __future__ import annotations
 
 import functools
 import unicodedata
+from importlib.metadata import version
 from typing import Any, cast
 
 from confusable_homoglyphs import categories as _scripts
@@ -57,13 +59,22 @@ _IGNORABLE_RANGES: tuple[tuple[int, int], ...] = (
     (0xE0000, 0xE0FFF),
 )
 
+# The rule that computes keys today. Bump the first part whenever this module changes
+# what a key is (tests/unit/test_names.py pins the keys of a probe set to it); Unicode's
+# and the confusables' data are part of the rule, so a new Python or package is a new
+# rule by itself. A key stored under another rule must be computed again to compare.
+_DATA = f"unicode-{unicodedata.unidata_version}/confusables-{version('confusable-homoglyphs')}"
+KEY_RULE = f"names-1/{_DATA}"
+
 _LOOKALIKES: dict[str, list[dict[str, str]]] = cast(
     "dict[str, list[dict[str, str]]]", _confusables.confusables_data
 )
 
 
+@functools.lru_cache(maxsize=4096)
 def is_invisible(char: str) -> bool:
     """Whether ``char`` is a default-ignorable or format character (shows nothing)."""
+    # Cached: asked for every character of a name, several times per request.
     if unicodedata.category(char) == "Cf":
         return True
     code = ord(char)

@@ -23,6 +23,7 @@ the standard ``OTEL_EXPORTER_OTLP_ENDPOINT``/``OTEL_EXPORTER_OTLP_TRACES_ENDPOIN
 
 from __future__ import annotations
 
+import functools
 import threading
 from collections.abc import Mapping, MutableSequence, Sequence
 
@@ -96,8 +97,13 @@ def configure_tracing(service: str, settings: TracingSettings | None = None) -> 
             log.info("tracing_export_enabled", endpoint=endpoint or "(from OTEL_* variables)")
 
 
+@functools.cache
 def tracer(service: str) -> trace.Tracer:
-    """The tracer of one Pearls service (its instrumentation scope names the service)."""
+    """The tracer of one Pearls service (its instrumentation scope names the service).
+
+    Made once per service: the SDK's ``get_tracer`` resets the warning filters and
+    builds scope objects on every call, and it is asked per request and per event. A
+    tracer made before the provider is installed is a proxy that follows it."""
     return trace.get_tracer(f"pearls.{service}")
 
 

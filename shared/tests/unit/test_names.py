@@ -15,7 +15,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pearls_shared.names import has_letter, identity_key
+from pearls_shared.names import KEY_RULE, has_letter, identity_key
 
 # What a person does not see: zero-width space, non-joiner and joiner, soft hyphen,
 # direction marks, bidi embeddings, overrides and isolates, word joiner,
@@ -180,3 +180,37 @@ def test_a_russian_spelling_keeps_a_key_of_its_own():
     assert identity_key("Калининград") != identity_key("Kaliningrad")
     # Entirely look-alike letters read as the Latin name: one key.
     assert identity_key("Сосо") == identity_key("Coco")
+
+
+# The keys of the rule named "names-1" (KEY_RULE): stored keys say which rule made them,
+# so a change here that is not a bump of KEY_RULE would let old keys pass as current.
+KEYS_OF_THE_RULE = {
+    "Kuldīga": "kuldīga",
+    " KULDĪGA ": "kuldīga",
+    "Kuld\u200bīga": "kuldīga",
+    "\u041auld\u0456ga": "kuldiga",
+    "Gdańsk": "gdańsk",
+    "Gdansk": "gdansk",
+    "Ｔａｒｔｕ": "tartu",
+    "Straße": "strasse",
+    "Łódź": "łódź",
+    "Ísafjörður": "ísafjörður",
+    "Vilnius\u00ad": "vilnius",
+    "\u03bd\u03c5": "vu",
+    "\u039d\u03a5": "vu",
+    "ǅ": "dž",
+    "İstanbul": "i\u0307stanbul",
+    "ﬁnnland": "finnland",
+    "Saint\u00a0 Petersburg": "saint petersburg",
+    "a\u0301b": "áb",
+    "\U000e0041x": "x",
+    "Ⅻ": "xii",
+}
+
+
+def test_the_keys_are_those_of_the_rule_named_key_rule():
+    assert KEY_RULE.startswith("names-1/"), "update KEYS_OF_THE_RULE with the new rule"
+    assert {name: identity_key(name) for name in KEYS_OF_THE_RULE} == KEYS_OF_THE_RULE, (
+        "the key rule changed: bump the first part of pearls_shared.names.KEY_RULE"
+        " (stored keys of the old rule are then computed again) and update this table"
+    )

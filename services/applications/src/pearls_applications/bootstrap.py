@@ -79,6 +79,11 @@ def create_app(
         " coordinators decide. Every change is audited and published as an event on"
         " `pearls.applications.v1`.",
         lifespan=lifespan,
+        # FastAPI's own request tracing would start a second server span per request
+        # (in a trace of its own unless the client sent a traceparent) and a span per
+        # dependency, endpoint and serialisation: CPU on every request for spans no one
+        # reads. The request's server span is pearls_shared.http's.
+        telemetry={"tracing": False},
     )
 
     async def ready() -> dict[str, bool]:

@@ -9,6 +9,7 @@ import uuid
 import asyncpg
 import pytest
 
+from pearls_shared.names import KEY_RULE
 from pearls_shared.testing import wait_for
 
 pytestmark = pytest.mark.integration
@@ -179,6 +180,40 @@ async def test_one_application_per_city_per_call_whatever_the_spelling(service):
     # And another call is another race.
     other = await service.create_call()
     await service.submit(other["call_id"], city="Kuldīga")
+    assert await count_rows(service.dsn, "applications") == 3
+
+
+async def test_a_key_stored_under_another_rule_is_computed_again(service):
+    # Rows say which rule made their key; a submission compares its key with the stored
+    # keys of today's rule in the database and computes the keys of other rules again.
+    call = await service.create_call()
+    old = await service.submit(call["call_id"], city="Kuldīga")
+    older = await service.submit(call["call_id"], city="Valmiera", population=23_000)
+    conn = await asyncpg.connect(service.dsn)
+    try:
+        rules = await conn.fetch("SELECT city_key_rule FROM applications")
+        assert [r["city_key_rule"] for r in rules] == [KEY_RULE, KEY_RULE]
+        # Keys an older rule made: neither is what today's rule makes of the name.
+        await conn.execute(
+            "UPDATE applications SET city_key = 'kuldiga (old rule)', city_key_rule = NULL"
+            " WHERE application_id = $1",
+            uuid.UUID(old["application_id"]),
+        )
+        await conn.execute(
+            "UPDATE applications SET city_key = 'valmiera (old rule)',"
+            " city_key_rule = 'names-0' WHERE application_id = $1",
+            uuid.UUID(older["application_id"]),
+        )
+    finally:
+        await conn.close()
+    for spelling in [" KULDĪGA ", "Valmiera"]:
+        response = await service.client.post(
+            f"/calls/{call['call_id']}/applications",
+            json=service.application_body(city=spelling),
+        )
+        assert response.status_code == 409, spelling
+        assert response.json()["detail"][0]["type"] == "one_application_per_city"
+    await service.submit(call["call_id"], city="Cēsis")
     assert await count_rows(service.dsn, "applications") == 3
 
 

@@ -26,6 +26,7 @@ from pearls_applications.domain.review import Reviewer
 from pearls_shared.db import Conn
 from pearls_shared.errors import NotFound
 from pearls_shared.events.common import ContactPerson
+from pearls_shared.names import KEY_RULE
 
 Lock = Literal["update", "share"] | None
 _LOCKS = {"update": " FOR UPDATE", "share": " FOR SHARE", None: ""}
@@ -181,13 +182,27 @@ async def load_book(conn: Conn, call_id: uuid.UUID, lock: Lock) -> CallBook:
     return CallBook(call, {r["application_id"]: _application(r) for r in rows})
 
 
-async def load_book_for_submission(conn: Conn, call_id: uuid.UUID) -> CallBook:
-    """The call (share-locked) and only where its applications come from: a submission
-    checks one city per call against those, and loading (and validating) every whole
-    application made each submission slower as the call filled."""
+async def load_book_for_submission(
+    conn: Conn, call_id: uuid.UUID, country: str, city_key: str
+) -> CallBook:
+    """The call (share-locked) and where those of its applications come from that could
+    be the place of ``(country, city_key)``: the domain checks one city per call against
+    them. Those are the rows of that country whose stored key, of today's rule, is this
+    key, and every row whose key another rule made (its key is computed again). Loading
+    the whole call made each submission slower as the call filled."""
     call = await load_call(conn, call_id, "share")
+    # The ranges on city_key_rule (not <>) keep every arm an index scan.
     rows = await conn.fetch(
-        "SELECT country, city_name FROM applications WHERE call_id = $1", call_id
+        """
+        SELECT country, city_name FROM applications
+        WHERE call_id = $1 AND country = $2
+          AND (city_key = $3 OR city_key_rule IS NULL
+               OR city_key_rule < $4 OR city_key_rule > $4)
+        """,
+        call_id,
+        country,
+        city_key,
+        KEY_RULE,
     )
     return CallBook(call, other_places=tuple((r["country"], r["city_name"]) for r in rows))
 
@@ -227,9 +242,9 @@ async def insert_application(conn: Conn, app: Application, token_hash: bytes) ->
         INSERT INTO applications (application_id, call_id, status, city_name, city_key,
             place_kind, country, population, organisation_name, organisation_type, contacts,
             themes, languages, motivation, challenges, commitments, token_hash, submitted_at,
-            updated_at)
+            updated_at, city_key_rule)
         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17,
-            $18, $19)
+            $18, $19, $20)
         """,
         app.id,
         app.call_id,
@@ -250,6 +265,7 @@ async def insert_application(conn: Conn, app: Application, token_hash: bytes) ->
         token_hash,
         app.submitted_at,
         app.updated_at,
+        KEY_RULE,
     )
 
 

@@ -59,10 +59,12 @@ SYSTEM = "system"
 # Stored keys: applications.city_key is written once, on insert, with the key of
 # that day, and backs the one-per-city constraint for submissions racing each
 # other. The rule itself is checked by CallBook.submit on keys computed now from
-# every application's city_name as written, so a key stored under an older rule
-# never decides anything and needs no migration (a migration cannot run the
-# Python rule anyway). Updates never rewrite city_key, so two old rows that the
-# current rule would call one city (accepted before it) never collide either.
+# the city_name as written, so a key stored under an older rule never decides
+# anything and needs no migration (a migration cannot run the Python rule anyway).
+# Each row says which rule made its key (city_key_rule, pearls_shared.names.KEY_RULE),
+# so a submission loads only the rows whose stored key of today's rule is its own,
+# and the rows of other rules. Updates never rewrite city_key, so two old rows that
+# the current rule would call one city (accepted before it) never collide either.
 normalise_city = identity_key
 
 
@@ -239,8 +241,8 @@ class CallBook:
 
     call: Call
     applications: dict[uuid.UUID, Application] = field(default_factory=dict)
-    # (country, city name as written) of the call's applications that were not loaded:
-    # a submission needs only these of the others, not whole applications.
+    # (country, city name as written) of those of the call's applications, not loaded,
+    # that may be the place of a submission: it needs only these, not whole applications.
     other_places: tuple[tuple[str, str], ...] = ()
     events: list[EventData] = field(default_factory=list)
     audit: list[AuditEntry] = field(default_factory=list)

@@ -14,6 +14,7 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import create_model
 
 from pearls_applications.adapters import repository as repo
 from pearls_applications.domain.model import Application, Call, Criterion, Rubric
@@ -41,7 +42,9 @@ CallId = Annotated[uuid.UUID, Path(description="Id of the call.")]
 _ERRORS = refusal_responses("No such call or application.")
 
 
-def _service(request: Request) -> Applications:
+# Async on purpose: FastAPI runs a plain ``def`` dependency in its thread pool, a
+# thread hop (and GIL hand-over) on every request for one attribute read.
+async def _service(request: Request) -> Applications:
     service: Applications = request.app.state.applications
     return service
 
@@ -57,7 +60,7 @@ Service = Annotated[Applications, Depends(_service)]
 async def _principal(request: Request, creds: Credentials) -> Principal | None:
     if creds is None:
         return None
-    service = _service(request)
+    service = await _service(request)
     async with service.pool.acquire() as conn:
         return await _auth(request).identify(conn, creds.credentials)
 
@@ -84,7 +87,7 @@ async def _applicant(request: Request, application_id: uuid.UUID, creds: Credent
     """Only the application's own token passes (a 404 hides whether it exists)."""
     if creds is None:
         raise Unauthorized(("header", "Authorization"), "bearer_token", "a token is required")
-    async with _service(request).pool.acquire() as conn:
+    async with (await _service(request)).pool.acquire() as conn:
         if not await Authenticator.owns(conn, application_id, creds.credentials):
             raise NotFound(("path", "application_id"), "exists", "no such application")
 
@@ -137,10 +140,30 @@ def _applicant_view(out: s.ApplicationOut, app: Application, call: Call) -> s.Ap
     return out.model_copy(update={"score": None, "rank": None, "scores_withheld": True})
 
 
+# ContactPerson's checks of every field but the address, exactly as it declares them.
+# The address was validated and normalised as an EmailStr by ContactIn (the same type,
+# and normalising is idempotent): checking it again, the costliest check of a
+# submission (IDNA rules per character of the domain), would change nothing.
+_BESIDES_EMAIL: dict[str, Any] = {
+    name: (field.annotation, field)
+    for name, field in ContactPerson.model_fields.items()
+    if name != "email"
+}
+_ContactBesidesEmail = create_model(
+    "_ContactBesidesEmail", __config__=ContactPerson.model_config, **_BESIDES_EMAIL
+)
+
+
+def contact_person(contact: s.ContactIn) -> ContactPerson:
+    """The event's contact from a validated request contact, its address not re-checked."""
+    checked = _ContactBesidesEmail.model_validate(contact.model_dump(exclude={"email"}))
+    return ContactPerson.model_construct(**dict(checked), email=contact.email)
+
+
 def _domain_fields(body: s.ApplicationIn | s.ApplicationPatch) -> dict[str, Any]:
     fields = body.model_dump(exclude_unset=True, exclude_none=True)
-    if "contacts" in fields:
-        fields["contacts"] = tuple(ContactPerson.model_validate(c) for c in fields["contacts"])
+    if "contacts" in fields and body.contacts is not None:
+        fields["contacts"] = tuple(contact_person(c) for c in body.contacts)
     for name in ("themes", "languages"):
         if name in fields:
             fields[name] = tuple(fields[name])
@@ -291,13 +314,17 @@ async def submit(
         ),
     ] = None,
 ) -> s.Receipt:
-    canonical = json.dumps(body.model_dump(mode="json"), sort_keys=True).encode()
+    # The body's digest tells a retry from a reuse of its key: only needed with a key.
+    digest = b""
+    if idempotency_key is not None:
+        canonical = json.dumps(body.model_dump(mode="json"), sort_keys=True).encode()
+        digest = request_digest(canonical)
     result = await service.submit(
         call_id,
         _domain_fields(body),
         correlation_id(),
         idempotency_key=idempotency_key,
-        request_hash=request_digest(canonical),
+        request_hash=digest,
     )
     if result.replayed:
         response.headers["Idempotent-Replayed"] = "true"

@@ -30,6 +30,7 @@ from pearls_applications.domain.model import (
     Decision,
     ReasonCode,
     mean_score,
+    normalise_city,
 )
 from pearls_applications.domain.review import Reviewer, Spread, conflict_of_interest, spread
 from pearls_applications.service_layer import tokens
@@ -277,7 +278,9 @@ class Applications:
                         if replay:
                             return replay
                     now = self.clock()
-                    book = await repo.load_book_for_submission(conn, call_id)
+                    book = await repo.load_book_for_submission(
+                        conn, call_id, fields["country"], normalise_city(fields["city_name"])
+                    )
                     token, digest = new_token()
                     app = Application(
                         id=uuid.uuid4(),
