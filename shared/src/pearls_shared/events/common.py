@@ -11,7 +11,7 @@ import functools
 import uuid
 from collections.abc import Sequence
 from datetime import date
-from typing import Annotated, Literal, TypeVar, get_args
+from typing import TYPE_CHECKING, Annotated, Literal, TypeVar, get_args
 
 import pydantic
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
@@ -53,15 +53,19 @@ def _valid_email(address: str) -> str:
     return pydantic.validate_email(address)[1]
 
 
-class EmailStr(pydantic.EmailStr):
-    """pydantic's ``EmailStr`` (the same checks, normalisation and JSON schema), with each
-    address's result remembered: validating one costs ~0.3 ms (IDNA checks of every domain
-    character) and the same few addresses come back in event after event. Only successes
-    are cached; an invalid address raises every time."""
+if TYPE_CHECKING:  # as pydantic's own: a str to type checkers
+    EmailStr = str
+else:
 
-    @classmethod
-    def _validate(cls, input_value: str, /) -> str:
-        return _valid_email(input_value)
+    class EmailStr(pydantic.EmailStr):
+        """pydantic's ``EmailStr`` (the same checks, normalisation and JSON schema), with each
+        address's result remembered: validating one costs ~0.3 ms (IDNA checks of every domain
+        character) and the same few addresses come back in event after event. Only successes
+        are cached; an invalid address raises every time."""
+
+        @classmethod
+        def _validate(cls, input_value: str, /) -> str:
+            return _valid_email(input_value)
 
 
 def _unique(items: Sequence[_T]) -> Sequence[_T]:
