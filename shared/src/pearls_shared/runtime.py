@@ -107,7 +107,11 @@ async def service_runtime(
     subscriptions: tuple[Subscription, ...] = (),
     run_relay: bool = True,
     tracing: TracingSettings | None = None,
+    consumer_batch_size: int | None = None,
 ) -> AsyncIterator[Runtime]:
+    """Start the service's plumbing; stop it on exit. ``consumer_batch_size`` (more than 1)
+    puts every subscription in the consumer's batch mode (``ServiceSettings.
+    consumer_batch_size``); None or 1 handles one record per transaction."""
     configure_tracing(service, tracing)
     dsn = db.database_url.get_secret_value()
     await prepare_database(dsn, migrations_dir)
@@ -130,6 +134,9 @@ async def service_runtime(
     broker = new_broker(kafka, client_id=f"pearls-{service}")
     relay = OutboxRelay(service=service, dsn=dsn, kafka=kafka, delivery=delivery)
     runtime = Runtime(service=service, pool=pool, broker=broker, relay=relay if run_relay else None)
+    batch = (
+        consumer_batch_size if consumer_batch_size is not None and consumer_batch_size > 1 else None
+    )
     for sub in subscriptions:
         consumer = EventConsumer(
             name=sub.name,
@@ -140,7 +147,7 @@ async def service_runtime(
             delivery=delivery,
             service=service,
         )
-        consumer.subscribe(sub.topics)
+        consumer.subscribe(sub.topics, batch_size=batch)
         runtime.consumers.append(consumer)
     stop = asyncio.Event()
     relay_task = asyncio.create_task(relay.run(stop)) if run_relay else None
@@ -149,7 +156,11 @@ async def service_runtime(
         for consumer in runtime.consumers:
             await consumer.start()
         await broker.start()
-        log.info("service_started", consumers=[c.name for c in runtime.consumers])
+        log.info(
+            "service_started",
+            consumers=[c.name for c in runtime.consumers],
+            consumer_batch_size=batch or 1,
+        )
         yield runtime
     finally:
         await broker.stop()
@@ -195,4 +206,5 @@ def runtime_for(
         delivery=delivery or settings.delivery(),
         migrations_dir=settings.migrations_dir,
         subscriptions=subscriptions,
+        consumer_batch_size=settings.consumer_batch_size,
     )

@@ -196,6 +196,14 @@ class ServiceSettings(BaseSettings):
     pool_max_size: int = Field(
         default=10, ge=1, description="Most database connections open at once."
     )
+    consumer_batch_size: int | None = Field(
+        default=None,
+        ge=1,
+        description="Kafka records the service's consumers handle per database transaction"
+        " and offset commit (batch mode: one inbox INSERT for the batch, every handler on the"
+        " same connection, one commit; a record that fails sends the batch back through the"
+        " per-record path). Unset or 1: one transaction and one offset commit per record.",
+    )
 
     def postgres(self) -> PostgresSettings:
         return PostgresSettings(
