@@ -3,8 +3,8 @@ settings for a fresh database, the service in-process, and event publishing.
 
 The SMTP server is aiosmtpd on a free port. Tests can tell it to refuse given
 recipients with any reply (451 temporary, 550 permanent), stop and restart it
-on the same port, or hold a message mid-DATA (to kill the service while an
-e-mail is in flight).
+on the same port, or hold messages mid-DATA (to kill the service while e-mails
+are in flight).
 """
 
 from __future__ import annotations
@@ -68,7 +68,9 @@ class Received:
 class SinkHandler:
     received: list[Received] = field(default_factory=list)
     refuse: dict[str, str] = field(default_factory=dict)  # address -> full reply, e.g. "550 no"
-    hold_at: int | None = None  # hold the n-th DATA (1-based) until released; store nothing
+    # Hold the n-th DATA (1-based) and every later one until released, storing none of
+    # them: with several sender workers, none gets past the n-th while the test acts.
+    hold_at: int | None = None
     holding: threading.Event = field(default_factory=threading.Event)
     release: threading.Event = field(default_factory=threading.Event)
     data_count: int = 0
@@ -87,7 +89,7 @@ class SinkHandler:
         with self.lock:
             self.data_count += 1
             n = self.data_count
-        if self.hold_at is not None and n == self.hold_at:
+        if self.hold_at is not None and n >= self.hold_at and not self.release.is_set():
             self.holding.set()
             await asyncio.to_thread(self.release.wait)  # the SMTP thread's loop, not ours
             return "451 held and dropped by the test"

@@ -40,6 +40,7 @@ def create_app(
             delivery=settings.delivery(),
             migrations_dir=settings.migrations_dir,
             subscriptions=(subscription(settings),),
+            consumer_batch_size=settings.consumer_batch_size,
         ) as rt:
             app.state.pool = rt.pool
             app.state.runtime = rt

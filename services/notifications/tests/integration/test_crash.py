@@ -95,8 +95,9 @@ async def test_killed_mid_send_and_mid_batch_then_restarted_sends_each_email_onc
         "PEARLS_NOTIFICATIONS_SENDER_IDLE_POLL_S": "0.2",
         "PEARLS_NOTIFICATIONS_HTTP_PORT": str(_free_port()),
     }
-    # The server accepts three messages, then holds the fourth mid-DATA: the
-    # process is killed while that e-mail is in flight (no 250 ever reaches it).
+    # The server accepts three messages, then holds the fourth and every later one
+    # mid-DATA: the process is killed while those e-mails are in flight (one per sender
+    # worker; no 250 ever reaches them).
     smtp_sink.handler.hold_at = 4
     first = ServiceProcess(env, tmp_path / "first.log")
     try:

@@ -222,7 +222,8 @@ async def test_a_delivery_that_keeps_failing_unexpectedly_stops_is_recorded_and_
 ) -> None:
     service = await start_service(retry_max_attempts=3)
     exploding = _Exploding()
-    service.app.state.sender.smtp = exploding
+    sender = service.app.state.sender
+    sender.clients[:] = [exploding] * len(sender.clients)  # every worker's connection
     await publisher.publish(personalize(sample(ACCEPTED)))
 
     async def both_failed() -> list[Any] | None:

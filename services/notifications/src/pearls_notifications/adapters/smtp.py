@@ -1,9 +1,12 @@
 """SMTP submission over one persistent aiosmtplib connection, rate limited.
 
-``send`` returns an outcome instead of raising, classified the way the retry
-policy needs it: accepted (250), temporary (4xx, timeouts, lost connection)
-or permanent (5xx). The connection is opened lazily, reused across messages
-and re-opened after any failure.
+One ``SmtpClient`` is one connection; the sender runs several (one per worker)
+that share one ``RateLimiter``, so the mail provider's limit holds for the
+process whatever the number of connections. ``send`` returns an outcome
+instead of raising, classified the way the retry policy needs it: accepted
+(250), temporary (4xx, timeouts, lost connection) or permanent (5xx). The
+connection is opened lazily, reused across messages and re-opened after any
+failure.
 
 Security: with ``smtp_tls`` (implicit TLS) or ``smtp_starttls`` the server's
 certificate is verified against the system's trust store, or only against
@@ -53,19 +56,20 @@ class ConnectionFailed(Exception):
 
 
 class RateLimiter:
-    """At most ``per_minute`` acquisitions per minute, evenly spaced."""
+    """At most ``per_minute`` acquisitions per minute, evenly spaced, however many
+    coroutines share it."""
 
     def __init__(self, per_minute: float) -> None:
         self._interval = 60.0 / per_minute
         self._next = 0.0
 
     async def acquire(self) -> None:
+        # The slot is taken before sleeping: concurrent callers each get their own.
         now = time.monotonic()
-        wait = self._next - now
-        if wait > 0:
-            await asyncio.sleep(wait)
-            now = time.monotonic()
-        self._next = max(now, self._next) + self._interval
+        slot = max(now, self._next)
+        self._next = slot + self._interval
+        if slot > now:
+            await asyncio.sleep(slot - now)
 
 
 def tls_context(settings: Settings) -> ssl.SSLContext:
@@ -84,10 +88,10 @@ def tls_context(settings: Settings) -> ssl.SSLContext:
 
 
 class SmtpClient:
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, limiter: RateLimiter | None = None) -> None:
         self._settings = settings
         self._smtp: aiosmtplib.SMTP | None = None
-        self._limiter = RateLimiter(settings.rate_limit_per_minute)
+        self._limiter = limiter or RateLimiter(settings.rate_limit_per_minute)
         # Built once: an unreadable or malformed CA file fails at start-up, not per e-mail.
         uses_tls = settings.smtp_tls or settings.smtp_starttls
         self._tls_context = tls_context(settings) if uses_tls else None

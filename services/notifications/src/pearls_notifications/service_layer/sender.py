@@ -1,9 +1,17 @@
-"""The sender loop: claim a due delivery, render, send, record — one at a time.
+"""The sender: ``sender_concurrency`` workers, each claiming a due delivery,
+rendering, sending and recording it — one e-mail at a time per worker, over the
+worker's own SMTP connection.
 
 Each e-mail is one database transaction: the row is locked with ``FOR UPDATE
-SKIP LOCKED`` (another replica's sender skips it), the message goes to the
-mail server, and right after the server's reply the outcome is written — with
-``pearls.notification.sent`` / ``.failed`` in the outbox — and committed.
+SKIP LOCKED`` (another worker, or another replica's sender, skips it), the
+message goes to the mail server, and right after the server's reply the
+outcome is written — with ``pearls.notification.sent`` / ``.failed`` in the
+outbox — and committed. The lock is held across the SMTP call on purpose: it
+is what keeps two workers from sending the same e-mail. Every worker thus holds
+one pool connection while it talks to the mail server (the setting is checked
+against ``pool_max_size``). The workers share one rate limiter, so
+``rate_limit_per_minute`` is the process's limit. E-mails are claimed in due
+order but may leave in a slightly different one (several are in flight).
 
 The one window no transaction can close: the server has said 250 and the
 process dies before the commit. The row is still 'pending', so the e-mail is
@@ -30,7 +38,7 @@ from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from pearls_notifications.adapters import repository as repo
 from pearls_notifications.adapters.mime import Envelope, build_message
-from pearls_notifications.adapters.smtp import Outcome, SmtpClient
+from pearls_notifications.adapters.smtp import Outcome, RateLimiter, SmtpClient
 from pearls_notifications.adapters.templates import Templates
 from pearls_notifications.config import Settings
 from pearls_notifications.domain import unsubscribe
@@ -67,26 +75,46 @@ class Sender:
         self,
         settings: Settings,
         pool: asyncpg.Pool[Any],
-        smtp: SmtpClient | None = None,
         templates: Templates | None = None,
     ) -> None:
         self.settings = settings
         self.pool = pool
-        self.smtp = smtp or SmtpClient(settings)
+        # One limiter for every connection: the provider's limit is per sender, not per
+        # connection.
+        limiter = RateLimiter(settings.rate_limit_per_minute)
+        self.clients: list[SmtpClient] = [
+            SmtpClient(settings, limiter) for _ in range(settings.sender_concurrency)
+        ]
         self.templates = templates or Templates()
-        self._wake = asyncio.Event()
+        self._wakes = [asyncio.Event() for _ in self.clients]
         self._last_digest_check: datetime | None = None
 
     def wake(self) -> None:
-        self._wake.set()
+        """New work may be due: every idle worker looks (the claims sort out who gets what)."""
+        for wake in self._wakes:
+            wake.set()
 
     async def run(self, stop: asyncio.Event) -> None:
+        """Run every worker until ``stop``; each closes its own connection on the way out."""
         listener = await self._listen()
         try:
+            async with asyncio.TaskGroup() as workers:
+                for number in range(len(self.clients)):
+                    workers.create_task(self._work(number, stop), name=f"sender-{number}")
+        finally:
+            if listener is not None:
+                await listener.close()
+
+    async def _work(self, number: int, stop: asyncio.Event) -> None:
+        wake = self._wakes[number]
+        try:
             while not stop.is_set():
+                # Cleared before looking, so a wake that arrives while this worker finds
+                # nothing due is not lost.
+                wake.clear()
                 try:
                     await self.compose_digests_if_due()
-                    worked = await self.send_next()
+                    worked = await self.send_next(self.clients[number])
                 except (OSError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError) as exc:
                     log.warning("sender_database_unavailable", error=repr(exc))
                     worked = False
@@ -95,8 +123,7 @@ class Sender:
                     worked = False
                 if worked:
                     continue
-                self._wake.clear()
-                waiter = asyncio.create_task(self._wake.wait())
+                waiter = asyncio.create_task(wake.wait())
                 stopper = asyncio.create_task(stop.wait())
                 await asyncio.wait(
                     {waiter, stopper},
@@ -106,9 +133,7 @@ class Sender:
                 waiter.cancel()
                 stopper.cancel()
         finally:
-            if listener is not None:
-                await listener.close()
-            await self.smtp.close()
+            await self.clients[number].close()
 
     async def _listen(self) -> asyncpg.Connection[Any] | None:
         try:
@@ -119,15 +144,17 @@ class Sender:
             log.warning("sender_listen_failed", error=repr(exc))
             return None
 
-    async def send_next(self) -> bool:
-        """Send one due e-mail; False when none is due."""
+    async def send_next(self, smtp: SmtpClient | None = None) -> bool:
+        """Send one due e-mail over ``smtp`` (default: the first worker's connection);
+        False when none is due."""
+        smtp = smtp or self.clients[0]
         async with self.pool.acquire() as conn, conn.transaction():
             row = await repo.claim_due(conn)
             if row is None:
                 return False
             try:
                 async with conn.transaction():  # savepoint: a surprise undoes only this try
-                    await self._deliver(conn, row)
+                    await self._deliver(conn, row, smtp)
             except (OSError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError):
                 raise
             except Exception as exc:
@@ -159,7 +186,9 @@ class Sender:
             await repo.mark_failed(conn, row["id"], datetime.now(UTC), reason, None)
             EMAILS_FAILED.labels(row["template"], "false").inc()
 
-    async def _deliver(self, conn: asyncpg.Connection[Any], row: asyncpg.Record) -> None:
+    async def _deliver(
+        self, conn: asyncpg.Connection[Any], row: asyncpg.Record, smtp: SmtpClient
+    ) -> None:
         with tracer("notifications").start_as_current_span(
             "email deliver",
             context=context_from(repo.trace_context_of(row)),
@@ -175,9 +204,11 @@ class Sender:
             trace_id = trace_id_hex(span)
             if row["trace_id"] is None and trace_id is not None:
                 await repo.record_trace_id(conn, row["id"], trace_id)
-            await self._deliver_in_span(conn, row)
+            await self._deliver_in_span(conn, row, smtp)
 
-    async def _deliver_in_span(self, conn: asyncpg.Connection[Any], row: asyncpg.Record) -> None:
+    async def _deliver_in_span(
+        self, conn: asyncpg.Connection[Any], row: asyncpg.Record, smtp: SmtpClient
+    ) -> None:
         s = self.settings
         category = Category(row["category"])
         link = (
@@ -233,7 +264,7 @@ class Sender:
                     conn, row, row["language"], Outcome("permanent", None, repr(exc))
                 )
                 return
-            outcome = await self.smtp.send(message, str(s.from_address), row["recipient"])
+            outcome = await smtp.send(message, str(s.from_address), row["recipient"])
             now = datetime.now(UTC)
             span = trace.get_current_span()
             span.set_attribute("pearls.outcome", outcome.kind)
