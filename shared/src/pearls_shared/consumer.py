@@ -314,8 +314,9 @@ class EventConsumer:
                             correlation_id=envelope.correlation_id,
                             consumer=self.name,
                         ),
-                        self._span(record),
+                        self._span(record) as span,
                     ):
+                        _describe(span, envelope)
                         await handler(conn, envelope, data)
             return handled
 
@@ -390,9 +391,7 @@ class EventConsumer:
             correlation_id=envelope.correlation_id,
             consumer=self.name,
         ):
-            span.set_attribute("messaging.message.id", envelope.id)
-            span.set_attribute("pearls.event_type", envelope.type)
-            span.set_attribute("pearls.correlation_id", envelope.correlation_id)
+            _describe(span, envelope)
             try:
                 data = parse(envelope.type, envelope.data)
             except UnknownEventType as exc:
@@ -494,6 +493,13 @@ class EventConsumer:
             Status(StatusCode.ERROR, f"dead-lettered: {letter.reason}")
         )
         log.error("dead_lettered", dlq_topic=topic, **why)
+
+
+def _describe(span: trace.Span, envelope: ce.Envelope) -> None:
+    """The event's ids on its consumer span, in either mode (traces are searched by them)."""
+    span.set_attribute("messaging.message.id", envelope.id)
+    span.set_attribute("pearls.event_type", envelope.type)
+    span.set_attribute("pearls.correlation_id", envelope.correlation_id)
 
 
 def _fields(exc: ValidationError) -> str:

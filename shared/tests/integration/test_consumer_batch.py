@@ -3,7 +3,8 @@
 Many records per database transaction, yet every event takes effect once; a
 poison event in a batch is dead-lettered while the others take effect once; a
 redelivered batch changes nothing. Each holds for a plain handler and for one made
-with ``batched`` (given a run of events per call).
+with ``batched`` (given a run of events per call). A plain handler's events keep
+their own consumer spans, with their ids.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import Any
 
 import pytest
 from aiokafka import AIOKafkaProducer
+from opentelemetry.trace import SpanKind
 
 from pearls_shared.consumer import EventConsumer, batched
 from pearls_shared.db import connect, create_pool
@@ -293,3 +295,32 @@ async def test_a_batched_run_has_one_span_linked_to_each_events_trace(
     )
     linked = [link.context.trace_id for s in batch_spans for link in s.links]
     assert sorted(linked) == sorted(traces.values())
+
+
+async def test_each_event_of_a_batch_has_its_consumer_span_with_its_ids(
+    effects_db: str, kafka_settings: KafkaSettings
+) -> None:
+    """As on the per-record path: traces are found by the event's id and correlation id."""
+    name = await topic(kafka_settings)
+    events = envelopes(30)
+    await publish(kafka_settings, name, events)
+    group = f"batch-{uuid.uuid4().hex[:8]}"
+    with recorded_spans() as spans:
+        async with consuming(kafka_settings, effects_db, name, name=group):
+
+            async def all_applied() -> bool:
+                return sum((await effects(effects_db)).values()) >= len(events)
+
+            await wait_for(all_applied, what="every event to take effect")
+        finished = spans.get_finished_spans()
+    ours = [
+        s
+        for s in finished
+        if s.kind is SpanKind.CONSUMER
+        and (s.attributes or {}).get("messaging.consumer.group.name") == group
+    ]
+    assert {(s.attributes or {}).get("messaging.message.id") for s in ours} == {
+        e.id for e in events
+    }
+    assert {(s.attributes or {}).get("pearls.correlation_id") for s in ours} == {"batch"}
+    assert {(s.attributes or {}).get("pearls.event_type") for s in ours} == {EVENT_TYPE}
