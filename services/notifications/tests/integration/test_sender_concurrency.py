@@ -1,4 +1,5 @@
-"""Several sender workers: each e-mail once, and the workers really overlap.
+"""Several sender workers: each e-mail once, the workers really overlap, a wake
+reaches all of them.
 
 The mail server here holds every DATA until as many messages are in flight as
 the service has workers (or a few seconds pass), so what it saw — how many
@@ -64,7 +65,9 @@ async def test_workers_send_each_email_once_over_their_own_connections_at_once(
 ) -> None:
     gate = Gate(smtp_sink.handler, WORKERS)
     smtp_sink.handler.handle_DATA = gate.handle_DATA
-    service = await start_service(sender_concurrency=WORKERS)
+    # No poll to speak of: only the NOTIFY on commit wakes the workers, so four at once
+    # means the wake reached every one of them.
+    service = await start_service(sender_concurrency=WORKERS, sender_idle_poll_s=60)
     events = [personalize(sample(ACCEPTED)) for _ in range(12)]  # 2 contacts each
     for event in events:
         await publisher.publish(event)
