@@ -37,6 +37,7 @@ from fastapi import APIRouter, FastAPI, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials
+from fastapi.telemetry import TelemetryConfig
 from opentelemetry import propagate, trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -49,6 +50,12 @@ from pearls_shared.settings import HttpSettings
 from pearls_shared.tracing import tracer
 
 CORRELATION_HEADER = "X-Correlation-ID"
+
+# FastAPI(telemetry=...) for every service: FastAPI's own request tracing would start a
+# second server span per request (in a trace of its own unless the client sent a
+# traceparent) and a span per dependency, endpoint and serialisation: CPU on every
+# request for spans no one reads. The request's server span is ``ServerSpans``'.
+OWN_SPANS_ONLY: TelemetryConfig = {"tracing": False}
 _VALID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 _current: contextvars.ContextVar[str] = contextvars.ContextVar("correlation_id")
 

@@ -14,7 +14,7 @@ from pearls_applications.config import ReviewerEntry, Settings
 from pearls_applications.entrypoints.http import router
 from pearls_applications.service_layer.auth import Authenticator
 from pearls_applications.service_layer.handlers import Applications
-from pearls_shared.http import install_http
+from pearls_shared.http import OWN_SPANS_ONLY, install_http
 from pearls_shared.runtime import every, runtime_for
 from pearls_shared.settings import DeliverySettings, HttpSettings, KafkaSettings
 from pearls_shared.token_files import reload_on_sighup
@@ -79,11 +79,7 @@ def create_app(
         " coordinators decide. Every change is audited and published as an event on"
         " `pearls.applications.v1`.",
         lifespan=lifespan,
-        # FastAPI's own request tracing would start a second server span per request
-        # (in a trace of its own unless the client sent a traceparent) and a span per
-        # dependency, endpoint and serialisation: CPU on every request for spans no one
-        # reads. The request's server span is pearls_shared.http's.
-        telemetry={"tracing": False},
+        telemetry=OWN_SPANS_ONLY,
     )
 
     async def ready() -> dict[str, bool]:

@@ -14,7 +14,7 @@ from pearls_awards.entrypoints.http import router
 from pearls_awards.service_layer.auth import Authenticator, Principal
 from pearls_awards.service_layer.handlers import Awards, ViewEvents
 from pearls_awards.service_layer.queries import Queries
-from pearls_shared.http import install_http
+from pearls_shared.http import OWN_SPANS_ONLY, install_http
 from pearls_shared.runtime import runtime_for
 from pearls_shared.settings import DeliverySettings, HttpSettings, KafkaSettings
 from pearls_shared.token_files import TokenFiles, TokenList, reload_on_sighup
@@ -71,6 +71,7 @@ def create_app(
         " on a tight score) and shows the pearls publicly. Every change is published on"
         " `pearls.awards.v1`.",
         lifespan=lifespan,
+        telemetry=OWN_SPANS_ONLY,
     )
     app.state.showcase = Showcase(str(settings.public_base_url))
     app.state.showcase_max_age_s = settings.showcase_max_age_s

@@ -14,7 +14,7 @@ from pearls_mentoring.entrypoints.http import router
 from pearls_mentoring.service_layer.auth import Authenticator, Principal
 from pearls_mentoring.service_layer.handlers import Mentoring, ParticipantEvents
 from pearls_mentoring.service_layer.queries import Queries
-from pearls_shared.http import install_http
+from pearls_shared.http import OWN_SPANS_ONLY, install_http
 from pearls_shared.runtime import every, runtime_for
 from pearls_shared.settings import DeliverySettings, HttpSettings, KafkaSettings
 from pearls_shared.token_files import TokenFiles, TokenList, reload_on_sighup
@@ -88,6 +88,7 @@ def create_app(
         " sessions bring participants with shared themes together; good practices are"
         " collected in a public playbook. Every change is published on `pearls.mentoring.v1`.",
         lifespan=lifespan,
+        telemetry=OWN_SPANS_ONLY,
     )
 
     async def ready() -> dict[str, bool]:

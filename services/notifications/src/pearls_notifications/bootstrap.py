@@ -13,7 +13,7 @@ from pearls_notifications.config import Settings
 from pearls_notifications.entrypoints import http
 from pearls_notifications.entrypoints.consumers import subscription
 from pearls_notifications.service_layer.sender import Sender
-from pearls_shared.http import install_http
+from pearls_shared.http import OWN_SPANS_ONLY, install_http
 from pearls_shared.runtime import service_runtime
 from pearls_shared.settings import HttpSettings, KafkaSettings
 from pearls_shared.token_files import reload_on_sighup
@@ -67,6 +67,7 @@ def create_app(
         "never twice. Coordinators read the delivery log, resend failed e-mails and manage "
         "preferences; recipients unsubscribe from non-essential mail by signed link.",
         lifespan=lifespan,
+        telemetry=OWN_SPANS_ONLY,
     )
     app.state.settings = settings
     # Read again when PEARLS_NOTIFICATIONS_COORDINATORS_FILE changes or on SIGHUP.
