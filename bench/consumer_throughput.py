@@ -31,6 +31,7 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from common import infrastructure
 
+from pearls_shared.cli import tune_garbage_collector
 from pearls_shared.consumer import EventConsumer, batched
 from pearls_shared.db import connect, create_pool
 from pearls_shared.envelope import Envelope
@@ -263,6 +264,7 @@ def main() -> None:
                 batch_size=args.batch_size,
             )
 
+    tune_garbage_collector()  # as in a service process: the same for baseline and Pearls
     print(json.dumps(asyncio.run(go()), indent=2))
 
 

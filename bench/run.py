@@ -32,6 +32,7 @@ import relay_throughput
 import report
 from common import infrastructure, machine
 
+from pearls_shared.cli import tune_garbage_collector
 from pearls_shared.logging import configure_logging
 
 VAR = Path(__file__).resolve().parent.parent / "var"  # ignored by git, as the demo's
@@ -143,6 +144,7 @@ def main() -> None:
     log = (VAR / "bench.log").open("w")
     sys.stdout = sys.stderr = log
     configure_logging("bench", "INFO", json=True)
+    tune_garbage_collector()  # as in a service process: the same for baseline and Pearls
     try:
         results = asyncio.run(run(args))
     finally:

@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from pydantic_core import from_json
+
 SPEC_VERSION = "1.0"
 CONTENT_TYPE = "application/json"
 
@@ -81,12 +83,13 @@ def decode(headers: Iterable[tuple[str, bytes | None]], value: bytes | None) -> 
     attrs: dict[str, str] = {}
     content_type: str | None = None
     for name, raw in headers:
-        text = (raw or b"").decode("utf-8", errors="strict")
+        # Only our own headers are decoded: any other header (a trace context, a
+        # producer's own) is not this envelope's business, whatever its bytes.
         lname = name.lower()
         if lname.startswith("ce_"):
-            attrs[lname[3:]] = text
+            attrs[lname[3:]] = (raw or b"").decode("utf-8", errors="strict")
         elif lname == "content-type":
-            content_type = text
+            content_type = (raw or b"").decode("utf-8", errors="strict")
     for name in _REQUIRED:
         if not attrs.get(name):
             raise EnvelopeError(f"ce_{name}: header missing")
@@ -101,7 +104,10 @@ def decode(headers: Iterable[tuple[str, bytes | None]], value: bytes | None) -> 
     if time.tzinfo is None:
         raise EnvelopeError("ce_time: must carry a UTC offset")
     try:
-        data = json.loads(value or b"")
+        # pydantic's Rust JSON parser: the same documents as json.loads (NaN, big
+        # integers, duplicate keys: the last wins), about twice as fast; lone
+        # surrogates and invalid UTF-8 are refused here rather than later.
+        data = from_json(value or b"")
     except ValueError as exc:
         raise EnvelopeError(f"data: not JSON ({exc})") from exc
     if not isinstance(data, dict):

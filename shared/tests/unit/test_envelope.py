@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
@@ -62,10 +63,43 @@ def test_bad_attribute_is_named(header: str, value: bytes, fault: str) -> None:
         decode(headers, envelope.value())
 
 
-@pytest.mark.parametrize("value", [b"not json", b"[1, 2]", b""])
+@pytest.mark.parametrize(
+    "value",
+    [
+        b"not json",
+        b"[1, 2]",
+        b"",
+        b'{"a": 1} trailing',
+        b'{"name": "\xff"}',  # not UTF-8
+        b'{"name": "\\ud800"}',  # a lone surrogate: no text column could store it
+    ],
+)
 def test_data_must_be_a_json_object(value: bytes) -> None:
-    with pytest.raises(EnvelopeError, match="data"):
+    with pytest.raises(EnvelopeError, match=r"^data: "):
         decode(_valid().headers(), value)
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        b'{"big": 123456789012345678901234567890, "small": -1, "x": 1.5e3}',
+        b'{"twice": 1, "twice": 2}',
+        b'{"text": "Gda\\u0144sk \xc5\x81\xc3\xb3d\xc5\xba", "nested": {"list": [null, true]}}',
+    ],
+)
+def test_data_reads_as_the_standard_json_module_reads_it(value: bytes) -> None:
+    assert decode(_valid().headers(), value).data == json.loads(value)
+
+
+def test_headers_other_than_the_envelopes_are_not_its_business() -> None:
+    """A trace context or a producer's own header is not decoded, whatever its bytes."""
+    envelope = _valid()
+    headers = [
+        ("traceparent", b"\xff\xfe"),
+        *envelope.headers(),
+        ("x-producer-checksum", b"\x00\x9f\xff"),
+    ]
+    assert decode(headers, envelope.value()) == envelope
 
 
 def test_time_is_written_in_utc() -> None:
