@@ -25,7 +25,9 @@ commit. The guarantees are the per-record ones: a batch holding a record that
 cannot be decoded, or whose handler raises, is rolled back as a whole and
 handled again one record at a time by the per-record path (retries, dead
 letters), so no other record of the batch is lost or applied twice; an
-infrastructure failure rewinds every partition of the batch. A handler made with
+infrastructure failure rewinds each partition of the batch to its first record
+not yet finished (nothing finished is redone, no dead letter written twice; a
+crash before the offset commit still can). A handler made with
 ``batched`` is given each run of consecutive fresh events of its type in one call
 (one statement for the run instead of one round trip per event); the per-record
 path calls it with one event. A batch logs one ``batch_handled`` line naming
@@ -223,13 +225,18 @@ class EventConsumer:
 
     async def handle_batch(self, msg: KafkaMessage) -> None:
         records: tuple[ConsumerRecord[bytes, bytes], ...] = msg.raw_message
+        done = 0  # records the per-record path has finished with
         try:
             if not await self._process_batch(records):
                 for record in records:  # one by one: retries and dead letters as usual
                     await self._process(record)
+                    done += 1
         except _Rewind as exc:
             log.warning("consumer_rewind", reason=str(exc), records=len(records), batch=True)
             await asyncio.sleep(self._delivery.consumer_backoff_max_s)
+            # Rewind each partition only to its first record not yet finished: what was
+            # handled or dead-lettered before the failure is not done (or written) again.
+            msg.raw_message = records[done:]
             await msg.nack()
             return
         await msg.ack()

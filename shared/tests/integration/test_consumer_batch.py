@@ -73,11 +73,16 @@ async def consuming(
     poison: set[str] | None = None,
     committed: list[str] | None = None,
     runs: list[int] | None = None,
+    unreachable_once: set[str] | None = None,
 ) -> AsyncIterator[None]:
     """A batch-mode consumer whose handler writes one effect row per event; with
-    ``runs``, a ``batched`` handler writing a run at once, noting each run's size."""
+    ``runs``, a ``batched`` handler writing a run at once, noting each run's size;
+    the events in ``unreachable_once`` meet an unreachable database the first time."""
 
     async def handler(conn: Any, envelope: Envelope, data: Any) -> None:
+        if unreachable_once and envelope.id in unreachable_once:
+            unreachable_once.discard(envelope.id)
+            raise ConnectionRefusedError("database unreachable")
         await conn.execute("INSERT INTO effects (event_id) VALUES ($1)", envelope.id)
         if poison and envelope.id in poison:
             raise RuntimeError("poison")
@@ -252,6 +257,40 @@ async def test_an_undecodable_record_in_a_batch_is_dead_lettered_and_the_rest_ap
 
         [letter] = await wait_for(dead_letters, what="the undecodable record in the DLQ")
         assert dict(letter.headers)["pearls_dlq_reason"] == b"undecodable"
+    assert await effects(effects_db) == {e.id: 1 for e in events}
+
+
+async def test_a_rewind_in_the_middle_of_a_batch_does_not_dead_letter_twice(
+    effects_db: str, kafka_settings: KafkaSettings
+) -> None:
+    """The batch falls back to one record at a time for its undecodable record; a later
+    record of the batch then meets an outage, and the partition is rewound to that
+    record only: the dead letter before it is not written again."""
+    name = await topic(kafka_settings)
+    events = [dataclasses.replace(e, subject="app-3") for e in envelopes(20)]  # one partition
+    await publish(kafka_settings, name, events[:5])
+    producer = AIOKafkaProducer(bootstrap_servers=kafka_settings.bootstrap_servers)
+    await producer.start()
+    try:
+        await producer.send_and_wait(name, value=b"\xff not an event", key=b"app-3")
+    finally:
+        await producer.stop()
+    await publish(kafka_settings, name, events[5:])
+    unreachable_once = {events[10].id}  # in the same batch of 25, after the bad record
+    group = f"batch-{uuid.uuid4().hex[:8]}"
+    async with consuming(
+        kafka_settings, effects_db, name, name=group, unreachable_once=unreachable_once
+    ):
+
+        async def all_applied() -> bool:
+            return set(await effects(effects_db)) >= {e.id for e in events}
+
+        await wait_for(all_applied, what="every event, the one after the outage too")
+        assert not unreachable_once  # the outage did happen
+        letters = await read_topic(
+            kafka_settings.bootstrap_servers, name + kafka_settings.dead_letter_suffix
+        )
+        assert [dict(r.headers)["pearls_dlq_reason"] for r in letters] == [b"undecodable"]
     assert await effects(effects_db) == {e.id: 1 for e in events}
 
 
