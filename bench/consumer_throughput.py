@@ -179,6 +179,7 @@ async def pearls_consume(
     try:
         await asyncio.wait_for(done.wait(), timeout=max(120.0, n / 20))
     finally:
+        await consumer.drain()  # as the service runtime stops
         await broker.stop()
         await consumer.stop()
         await pool.close()

@@ -163,6 +163,8 @@ async def service_runtime(
         )
         yield runtime
     finally:
+        for consumer in runtime.consumers:
+            await consumer.drain()  # offset commits in flight land while Kafka is open
         await broker.stop()
         for consumer in runtime.consumers:
             await consumer.stop()

@@ -17,7 +17,8 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import pytest
-from aiokafka import AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
 from opentelemetry.trace import SpanKind
 
 from pearls_shared.consumer import EventConsumer, batched
@@ -121,6 +122,7 @@ async def consuming(
     try:
         yield
     finally:
+        await consumer.drain()  # as the service runtime stops
         await broker.stop()
         await consumer.stop()
         await pool.close()
@@ -292,6 +294,57 @@ async def test_a_rewind_in_the_middle_of_a_batch_does_not_dead_letter_twice(
         )
         assert [dict(r.headers)["pearls_dlq_reason"] for r in letters] == [b"undecodable"]
     assert await effects(effects_db) == {e.id: 1 for e in events}
+
+
+async def group_behind(kafka_settings: KafkaSettings, group: str, topic: str) -> int:
+    """Records of ``topic`` the group has not committed (its lag)."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=kafka_settings.bootstrap_servers)
+    reader = AIOKafkaConsumer(bootstrap_servers=kafka_settings.bootstrap_servers)
+    await admin.start()
+    await reader.start()
+    try:
+        committed = await admin.list_consumer_group_offsets(group)
+        partitions = [TopicPartition(topic, p) for p in range(3)]
+        ends = await reader.end_offsets(partitions)
+        return sum(ends[tp] - (committed[tp].offset if tp in committed else 0) for tp in ends)
+    finally:
+        await reader.stop()
+        await admin.close()
+
+
+async def test_offsets_are_committed_in_the_background_and_a_clean_stop_leaves_none_behind(
+    effects_db: str, kafka_settings: KafkaSettings
+) -> None:
+    """The handler does not wait for the broker's answer to an offset commit, yet the
+    group catches up with the topic while it runs; stopped (drained) and started
+    again, it is given only what came since."""
+    name = await topic(kafka_settings)
+    events = envelopes(150)
+    await publish(kafka_settings, name, events)
+    group = f"batch-{uuid.uuid4().hex[:8]}"
+    async with consuming(kafka_settings, effects_db, name, name=group):
+
+        async def all_applied() -> bool:
+            return set(await effects(effects_db)) >= {e.id for e in events}
+
+        await wait_for(all_applied, what="every event")
+
+        async def caught_up() -> bool:
+            return await group_behind(kafka_settings, group, name) == 0
+
+        await wait_for(caught_up, what="the group's offsets to reach the end of the topic")
+    later = envelopes(5)
+    handed: list[str] = []
+    async with consuming(kafka_settings, effects_db, name, name=group, committed=handed):
+        await publish(kafka_settings, name, later)
+
+        async def later_handed() -> bool:
+            return set(handed) >= {e.id for e in later}
+
+        await wait_for(later_handed, what="the events published after the restart")
+    assert sorted(handed) == sorted(e.id for e in later)  # nothing of the first run again
+    assert await group_behind(kafka_settings, group, name) == 0
+    assert await effects(effects_db) == {e.id: 1 for e in events + later}
 
 
 async def test_a_batched_run_has_one_span_linked_to_each_events_trace(
