@@ -30,7 +30,9 @@ not yet finished (nothing finished is redone, no dead letter written twice; a
 crash before the offset commit still can). A batch's offsets are committed in the
 background, after its database commit, while the next batch is handled (one commit
 in flight, see ``_OffsetCommits``); ``drain`` before the broker stops makes the last
-one land. A handler made with
+one land. A batch handled one record at a time commits each finished record's
+offset as it goes, so a slow record (a handler retrying) does not hold back the
+dead letters before it. A handler made with
 ``batched`` is given each run of consecutive fresh events of its type in one call
 (one statement for the run instead of one round trip per event); the per-record
 path calls it with one event. A batch logs one ``batch_handled`` line naming
@@ -292,21 +294,25 @@ class EventConsumer:
     async def handle_batch(self, msg: KafkaMessage) -> None:
         records: tuple[ConsumerRecord[bytes, bytes], ...] = msg.raw_message
         done = 0  # records the per-record path has finished with
+        commits = self._offset_commits(msg)
         try:
             if not await self._process_batch(records):
                 for record in records:  # one by one: retries and dead letters as usual
                     await self._process(record)
                     done += 1
+                    # Finished (so is every record before it): its offset need not wait
+                    # for the rest of the batch, whose handlers may be retrying for a while.
+                    await commits.add((record,))
         except _Rewind as exc:
             log.warning("consumer_rewind", reason=str(exc), records=len(records), batch=True)
             await asyncio.sleep(self._delivery.consumer_backoff_max_s)
             # Rewind each partition only to its first record not yet finished: what was
             # handled or dead-lettered before the failure is not done (or written) again.
-            await self._offset_commits(msg).settle()
+            await commits.settle()
             msg.raw_message = records[done:]
             await msg.nack()
             return
-        await self._offset_commits(msg).add(records)
+        await commits.add(records)
 
     def _offset_commits(self, msg: KafkaMessage) -> _OffsetCommits:
         consumer: AIOKafkaConsumer = msg.consumer

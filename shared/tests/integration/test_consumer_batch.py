@@ -9,6 +9,7 @@ their own consumer spans, with their ids.
 
 from __future__ import annotations
 
+import asyncio
 import collections
 import dataclasses
 import uuid
@@ -75,12 +76,16 @@ async def consuming(
     committed: list[str] | None = None,
     runs: list[int] | None = None,
     unreachable_once: set[str] | None = None,
+    held: dict[str, asyncio.Event] | None = None,
 ) -> AsyncIterator[None]:
     """A batch-mode consumer whose handler writes one effect row per event; with
     ``runs``, a ``batched`` handler writing a run at once, noting each run's size;
-    the events in ``unreachable_once`` meet an unreachable database the first time."""
+    the events in ``unreachable_once`` meet an unreachable database the first time;
+    the handler of an event in ``held`` waits until its event is set."""
 
     async def handler(conn: Any, envelope: Envelope, data: Any) -> None:
+        if held and envelope.id in held:
+            await held[envelope.id].wait()
         if unreachable_once and envelope.id in unreachable_once:
             unreachable_once.discard(envelope.id)
             raise ConnectionRefusedError("database unreachable")
@@ -345,6 +350,44 @@ async def test_offsets_are_committed_in_the_background_and_a_clean_stop_leaves_n
     assert sorted(handed) == sorted(e.id for e in later)  # nothing of the first run again
     assert await group_behind(kafka_settings, group, name) == 0
     assert await effects(effects_db) == {e.id: 1 for e in events + later}
+
+
+async def test_records_finished_one_by_one_are_committed_while_the_batch_is_still_handled(
+    effects_db: str, kafka_settings: KafkaSettings
+) -> None:
+    """A batch that falls back to one record at a time commits the offset of each
+    finished record (a dead letter too) without waiting for a slow one after it: a
+    crash then does not dead-letter the finished ones again."""
+    name = await topic(kafka_settings)
+    events = [dataclasses.replace(e, subject="app-3") for e in envelopes(8)]  # one partition
+    await publish(kafka_settings, name, events[:3])  # offsets 0-2
+    producer = AIOKafkaProducer(bootstrap_servers=kafka_settings.bootstrap_servers)
+    await producer.start()
+    try:
+        await producer.send_and_wait(name, value=b"\xff not an event", key=b"app-3")  # 3
+    finally:
+        await producer.stop()
+    await publish(kafka_settings, name, events[3:])  # offsets 4-8
+    slow = events[5]  # offset 6
+    held = {slow.id: asyncio.Event()}
+    group = f"batch-{uuid.uuid4().hex[:8]}"
+    async with consuming(kafka_settings, effects_db, name, name=group, held=held):
+
+        async def all_before_the_slow_one_committed() -> bool:
+            return await group_behind(kafka_settings, group, name) == 3  # offsets 6-8
+
+        await wait_for(
+            all_before_the_slow_one_committed,
+            what="the offsets up to the slow record, committed while it is handled",
+        )
+        assert slow.id not in await effects(effects_db)  # still being handled
+        held[slow.id].set()
+
+        async def caught_up() -> bool:
+            return await group_behind(kafka_settings, group, name) == 0
+
+        await wait_for(caught_up, what="the rest of the batch committed")
+    assert await effects(effects_db) == {e.id: 1 for e in events}
 
 
 async def test_a_batched_run_has_one_span_linked_to_each_events_trace(
