@@ -126,11 +126,14 @@ async def test_after_a_contacts_change_the_next_mail_goes_to_the_new_contact(
 
         await wait_for(assignment_mailed, within=60, what="the assignment mail to the new contact")
         to_old = await stack.fetch(
-            "notifications",
-            "SELECT template FROM deliveries WHERE recipient = $1 ORDER BY created_at",
-            old,
+            "notifications", "SELECT template FROM deliveries WHERE recipient = $1", old
         )
-        assert [r["template"] for r in to_old] == ["application_received", "application_accepted"]
+        # Both may come from one consumer batch (one transaction: the same created_at),
+        # so no order is asserted: nothing after the change went to the old contact.
+        assert sorted(r["template"] for r in to_old) == [
+            "application_accepted",
+            "application_received",
+        ]
         assert len(stack.sink.to(old)) == 2
         assert len(stack.sink.to(new)) == 1
 
