@@ -296,13 +296,15 @@ class EventConsumer:
         done = 0  # records the per-record path has finished with
         commits = self._offset_commits(msg)
         try:
-            if not await self._process_batch(records):
-                for record in records:  # one by one: retries and dead letters as usual
-                    await self._process(record)
-                    done += 1
-                    # Finished (so is every record before it): its offset need not wait
-                    # for the rest of the batch, whose handlers may be retrying for a while.
-                    await commits.add((record,))
+            if await self._process_batch(records):
+                await commits.add(records)
+                return
+            for record in records:  # one by one: retries and dead letters as usual
+                await self._process(record)
+                done += 1
+                # Finished (so is every record before it): its offset need not wait
+                # for the rest of the batch, whose handlers may be retrying for a while.
+                await commits.add((record,))
         except _Rewind as exc:
             log.warning("consumer_rewind", reason=str(exc), records=len(records), batch=True)
             await asyncio.sleep(self._delivery.consumer_backoff_max_s)
@@ -311,8 +313,6 @@ class EventConsumer:
             await commits.settle()
             msg.raw_message = records[done:]
             await msg.nack()
-            return
-        await commits.add(records)
 
     def _offset_commits(self, msg: KafkaMessage) -> _OffsetCommits:
         consumer: AIOKafkaConsumer = msg.consumer
