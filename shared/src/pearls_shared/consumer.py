@@ -275,6 +275,7 @@ class EventConsumer:
         for commits in list(self._commits.values()):
             commits.wait = True
             await commits.settle()
+        log.info("consumer_drained", consumer=self.name)
 
     async def stop(self) -> None:
         if self._dlq_producer is not None:

@@ -102,6 +102,12 @@ class DeliverySettings(BaseSettings):
     relay_poll_interval_s: float = Field(
         default=1.0, gt=0, description="Fallback poll when no NOTIFY arrives."
     )
+    relay_drain_s: float = Field(
+        default=10.0,
+        ge=0,
+        description="On a clean stop, how long the relay keeps publishing what is pending"
+        " before it closes (the rest goes out at the next start).",
+    )
     relay_retention_s: float = Field(
         default=24 * 3600.0, ge=0, description="How long sent outbox rows are kept."
     )

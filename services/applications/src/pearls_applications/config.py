@@ -25,7 +25,8 @@ from pearls_shared.settings import ServiceSettings
 from pearls_shared.token_files import FILE_SETTING_HELP, TokenFiles, TokenList, staff_tokens
 from pearls_shared.tokens import Principal, TokenEntry, check_distinct
 
-MIGRATIONS_DIR = Path(__file__).resolve().parents[2] / "migrations"
+# Inside the package, so that wheels and images carry them: no setting needed.
+MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 
 
 class CoordinatorEntry(TokenEntry):

@@ -33,7 +33,8 @@ from pearls_shared.tokens import TokenBook, TokenEntry, check_distinct, hash_tok
 
 log = structlog.get_logger(__name__)
 
-MIGRATIONS_DIR = Path(__file__).resolve().parents[2] / "migrations"
+# Inside the package, so that wheels and images carry them: no setting needed.
+MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 
 
 class Settings(ServiceSettings):
