@@ -52,8 +52,9 @@ build() { # name tag context [docker build args...]
   record "$name" "$tag" $((SECONDS - started))
 }
 
-go_binary() { # module version output
-  local module=$1 version=$2 out=$3
+go_binary() { # module version output [version variable]
+  local module=$1 version=$2 out=$3 ldflags="-s -w"
+  [[ -n ${4:-} ]] && ldflags+=" -X $4=$version"
   [[ -x $out && $(cat "$out.version" 2>/dev/null) == "$module@$version" ]] && return
   command -v go >/dev/null 2>&1 || PATH=$PATH:/usr/local/go/bin
   command -v go >/dev/null 2>&1 || { echo "images: Go 1.24+ is needed to build $module" >&2; exit 1; }
@@ -63,7 +64,7 @@ go_binary() { # module version output
   printf 'module pearls.local/build\n\ngo 1.24\n' >"$src/go.mod"
   (cd "$src" && GOFLAGS="-mod=mod -modcacherw" go get "$module@$version" >/dev/null 2>&1 \
     && CGO_ENABLED=0 GOFLAGS="-mod=mod -modcacherw -buildvcs=false" \
-       go build -trimpath -ldflags "-s -w" -o "$out" "$module") || { rm -rf "$src"; exit 1; }
+       go build -trimpath -ldflags "$ldflags" -o "$out" "$module") || { rm -rf "$src"; exit 1; }
   rm -rf "$src"
   echo "$module@$version" >"$out.version"
 }
@@ -100,7 +101,8 @@ for name in "${want[@]}"; do
       ;;
     mailpit)
       context=$work/mailpit-context
-      go_binary github.com/axllent/mailpit "$MAILPIT_VERSION" "$work/mailpit-$MAILPIT_VERSION"
+      go_binary github.com/axllent/mailpit "$MAILPIT_VERSION" "$work/mailpit-$MAILPIT_VERSION" \
+        github.com/axllent/mailpit/config.Version
       rm -rf "$context" && mkdir -p "$context"
       cp "$here/mailpit/Dockerfile" "$context/"
       cp "$work/mailpit-$MAILPIT_VERSION" "$context/mailpit"
