@@ -8,7 +8,7 @@ PYTEST_ARGS ?=
 # uv runs everything on an interpreter with the CVE-2024-6923 fix (see deploy/python.sh).
 export UV_PYTHON = $(shell bash deploy/python.sh 2>/dev/null)
 
-.PHONY: help setup run run-system test lint typecheck imports schemas pytest infra bench faults clean
+.PHONY: help setup run run-system test lint typecheck imports schemas pytest testcontainers infra bench faults clean
 
 help: ## Show the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-11s %s\n", $$1, $$2}'
@@ -29,7 +29,12 @@ run: setup ## The whole system locally, with the demo (DEMO=0: without); Ctrl-C 
 run-system: setup ## The whole system locally, without the demo (same as make run DEMO=0)
 	@$(UV) run --locked pearls-demo --no-demo $(RUN_ARGS)
 
-test: setup lint pytest ## Lint, type checks, import contract, schema check and all tests
+# The tests run beside a Docker engine (started for the run and stopped after it when
+# none answers, deploy/docker.sh) with the local images built: the main stage (Kafka and
+# PostgreSQL from the local launchers; the compose system in tests/containers), then the
+# testcontainers stage (the same integration tests on containers of the local images).
+test: setup lint ## Lint, type checks, import contract, schema check and all tests
+	@bash deploy/docker.sh run $(MAKE) --no-print-directory pytest testcontainers
 
 lint: typecheck imports schemas ## Static checks
 	$(UV) run --locked ruff check .
@@ -44,8 +49,21 @@ imports: ## No service imports another service's code
 schemas: ## Contracts are current: event schemas (backward compatible), AsyncAPI, OpenAPI, settings table
 	$(UV) run --locked pearls-schemas check
 
-pytest:
-	$(UV) run --locked pytest $(PYTEST_ARGS)
+PEARLS_INFRA_SOURCE ?= local
+TESTCONTAINERS_TESTS ?= tests/backbone tests/flows tests/containers/test_testcontainers.py \
+	shared/tests/integration services/applications/tests/integration \
+	services/mentoring/tests/integration services/awards/tests/integration \
+	services/notifications/tests/integration
+
+pytest: ## The main test stage (make test runs it beside a Docker engine)
+	PEARLS_INFRA_SOURCE=$(PEARLS_INFRA_SOURCE) $(UV) run --locked pytest $(PYTEST_ARGS)
+
+testcontainers: ## The testcontainers stage: integration tests on containers of the local images
+	@set -a && . deploy/images/images.env && set +a && \
+	export PEARLS_INFRA_SOURCE=docker PEARLS_KAFKA_IMAGE=$${PEARLS_KAFKA_IMAGE:-$$KAFKA_IMAGE} \
+	  PEARLS_POSTGRES_IMAGE=$${PEARLS_POSTGRES_IMAGE:-$$POSTGRES_IMAGE} && \
+	echo "testcontainers stage: $$PEARLS_KAFKA_IMAGE, $$PEARLS_POSTGRES_IMAGE" && \
+	$(UV) run --locked pytest $(TESTCONTAINERS_TESTS) $(PYTEST_ARGS)
 
 # make bench QUICK=1: a smoke run at tiny sizes; BENCH_ARGS passes options to bench/run.py
 # (e.g. BENCH_ARGS="--only relay,matching --profile --note 'quiet machine'").

@@ -110,20 +110,36 @@ stop() {
   rm -f "$PIDFILE"
 }
 
+# Containers a test run left behind (a run cut short): the test projects of
+# tests/containers and testcontainers' own, never anything else.
+leftovers() {
+  local ids
+  ids=$( {
+    docker ps -aq --filter label=org.testcontainers=true
+    docker ps -a --format '{{.ID}} {{.Label "com.docker.compose.project"}}' \
+      | awk '$2 ~ /^pearls-(e2e|faults)-[0-9a-f]+$/ {print $1}'
+  } 2>/dev/null | sort -u)
+  # shellcheck disable=SC2086  # one id per word
+  [[ -z $ids ]] || docker rm -f -v $ids >/dev/null 2>&1 || true
+  ids=$(docker network ls --format '{{.Name}}' 2>/dev/null | grep -E '^pearls-(e2e|faults)-[0-9a-f]+_' || true)
+  # shellcheck disable=SC2086
+  [[ -z $ids ]] || docker network rm $ids >/dev/null 2>&1 || true
+}
+
 case ${1:-} in
   install) install_engine; install_compose ;;
   start) start; install_compose ;;
   stop) stop ;;
   run)
     shift
-    started_here=0
-    answers || started_here=1
+    owned=0
+    answers || owned=1
     start
+    # However CMD ends: the test containers removed, and the engine stopped if it is ours.
+    if ((owned)); then trap 'leftovers; stop' EXIT; else trap leftovers EXIT; fi
     install_compose
-    status=0
-    bash deploy/images/build.sh && "$@" || status=$?
-    ((started_here)) && stop
-    exit "$status"
+    bash deploy/images/build.sh
+    "$@"
     ;;
   *) sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
 esac

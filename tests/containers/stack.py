@@ -4,8 +4,8 @@ docker-compose.yml under a project name of its own, every published port a free 
 ``PEARLS_TEST_OFFICIAL_IMAGES=1`` asks for the official ones.
 
 Mail is read back from Mailpit's HTTP API (``Mailpit``); events from Kafka's EXTERNAL
-listener; each database through a port published for the tests only
-(``compose.databases.yml``), never on a fixed port.
+listener; each database, for the fault campaign, through a port published for the
+tests only (``compose.faults.yml``), never on a fixed port.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from pearls_localinfra._proc import free_ports
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = ROOT / "docker-compose.yml"
-DATABASES_FILE = Path(__file__).with_name("compose.databases.yml")
+FAULTS_FILE = Path(__file__).with_name("compose.faults.yml")
 IMAGES_ENV = ROOT / "deploy" / "images" / "images.env"
 SERVICES = ("applications", "mentoring", "awards", "notifications")
 COORDINATOR_TOKEN = "CHANGE-ME-coordinator-token"  # docker-compose.yml's development token
@@ -59,7 +59,7 @@ class ComposeStack:
 
     purpose: str
     env: dict[str, str] = field(default_factory=dict)  # more variables for compose
-    with_databases: bool = False  # publish each database on a free loopback port
+    extra_files: tuple[Path, ...] = ()  # compose files laid over docker-compose.yml
     project: str = ""
     ports: dict[str, int] = field(default_factory=dict)
 
@@ -83,8 +83,8 @@ class ComposeStack:
         self, *args: str, check: bool = True, timeout: float = 300.0
     ) -> subprocess.CompletedProcess[str]:
         files = ["-f", str(COMPOSE_FILE)]
-        if self.with_databases:
-            files += ["-f", str(DATABASES_FILE)]
+        for extra in self.extra_files:
+            files += ["-f", str(extra)]
         cmd = ["docker", "compose", *files, "-p", self.project, *args]
         done = subprocess.run(
             cmd,
@@ -129,8 +129,8 @@ class ComposeStack:
         return {s: self.url(s) for s in SERVICES}
 
     def dsn(self, service: str) -> str:
-        """The service's database through its test-only published port."""
-        assert self.with_databases, "start the stack with with_databases=True"
+        """The service's database through its test-only published port (FAULTS_FILE);
+        asked anew each time: a restarted database may have another one."""
         out = self.compose("port", f"{service}-db", "5432").stdout.strip()
         user, password, database = DB_CREDENTIALS[service]
         return f"postgresql://{user}:{password}@{out}/{database}"

@@ -3,6 +3,7 @@ consistent with the services it runs (health checks, start order, settings)."""
 
 from __future__ import annotations
 
+import importlib
 import re
 from pathlib import Path
 from typing import Any
@@ -30,9 +31,15 @@ def validate(path: Path) -> tuple[int, str]:
     return done.returncode, done.stdout + done.stderr
 
 
+def with_defaults(text: str) -> str:
+    """The compose file as it runs with no variables set: ``${NAME:-default}`` ->
+    default (the official images, the documented ports)."""
+    return re.sub(r"\$\{\w+:-([^}]*)\}", r"\1", text)
+
+
 @pytest.fixture(scope="module")
 def compose() -> dict[str, Any]:
-    loaded: dict[str, Any] = yaml.safe_load(COMPOSE_FILE.read_text())
+    loaded: dict[str, Any] = yaml.safe_load(with_defaults(COMPOSE_FILE.read_text()))
     return loaded
 
 
@@ -116,7 +123,10 @@ def test_services_and_jobs_are_built_from_the_one_dockerfile(compose: dict[str, 
         for name in (service, f"{service}-prepare"):
             build = compose["services"][name]["build"]
             assert build["dockerfile"] == "deploy/Dockerfile"
-            assert build["args"] == {"SERVICE": service}
+            assert build["args"] == {
+                "SERVICE": service,
+                "PYTHON_IMAGE": "python:3.11-slim-bookworm",
+            }
         job = compose["services"][f"{service}-prepare"]
         assert [*job["entrypoint"], *job["command"]] == [
             "python",
@@ -148,14 +158,18 @@ def test_the_settings_accept_every_value(compose: dict[str, Any]) -> None:
             f"postgresql://{db['POSTGRES_USER']}:{db['POSTGRES_PASSWORD']}"
             f"@{service}-db:5432/{db['POSTGRES_DB']}"
         )
-        assert str(settings.migrations_dir) == "/app/migrations"
+        # No setting: the service finds the migrations in its own package.
+        assert (
+            settings.migrations_dir
+            == importlib.import_module(f"pearls_{service}.config").MIGRATIONS_DIR
+        )
 
 
 def test_notifications_mail_goes_to_mailpit(compose: dict[str, Any]) -> None:
     env = env_of(compose["services"]["notifications"])
     settings = load_settings("notifications", env)[0]
     assert (settings.smtp_host, settings.smtp_port) == ("mailpit", 1025)
-    assert "8025:8025" in compose["services"]["mailpit"]["ports"]
+    assert "127.0.0.1:8025:8025" in compose["services"]["mailpit"]["ports"]
 
 
 def test_apis_and_mailpit_are_published(compose: dict[str, Any]) -> None:
@@ -164,8 +178,19 @@ def test_apis_and_mailpit_are_published(compose: dict[str, Any]) -> None:
         for name, service in compose["services"].items()
     }
     for port, service in enumerate(SERVICES, start=8001):
-        assert published[service] == [f"{port}:8000"]
-    assert not any(published[db] for db in INFRASTRUCTURE - {"mailpit"})
+        assert published[service] == [f"127.0.0.1:{port}:8000"]
+    assert published["kafka"] == ["127.0.0.1:9094:9094"]  # for subscribers on this host
+    assert not any(published[db] for db in INFRASTRUCTURE - {"mailpit", "kafka"})
+    # Loopback only: a reverse proxy serves anyone else.
+    assert all(p.startswith("127.0.0.1:") for ports in published.values() for p in ports)
+
+
+def test_services_run_read_only_and_stop_gracefully(compose: dict[str, Any]) -> None:
+    for name in (*SERVICES, *JOBS):
+        service = compose["services"][name]
+        assert service["read_only"] is True and service["tmpfs"] == ["/tmp"], name
+    for name in SERVICES:
+        assert compose["services"][name]["stop_grace_period"] == "30s", name
 
 
 def test_development_credentials_are_marked(compose: dict[str, Any]) -> None:

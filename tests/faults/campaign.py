@@ -21,11 +21,12 @@ import random
 import time
 import uuid
 from collections import Counter, defaultdict
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from email.message import EmailMessage
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import asyncpg
 import httpx
@@ -40,7 +41,7 @@ from pearls_shared.events.samples import sample
 from pearls_shared.outbox import envelope_for
 from pearls_shared.settings import KafkaSettings
 from pearls_shared.topics import APPLICATIONS, AWARDS, MENTORING
-from tests.e2e.mail import read_mail, to
+from tests.e2e.mail import to
 
 COORDINATORS = "coordinators@bsr-cultural-pearls.example"  # notifications' default mailbox
 # The services' consumer groups (their settings' defaults) and the topics each reads.
@@ -101,6 +102,7 @@ class FaultLog:
     postgres_restarts: int = 0
     smtp_outage_s: float = 0.0
     retried_requests: int = 0
+    partitions: list[str] = field(default_factory=list)  # "service from network, n s"
     events: list[str] = field(default_factory=list)
     path: Path | None = None  # where each line goes too, as it happens
 
@@ -488,7 +490,8 @@ class Report:
             f" PostgreSQL restarts {log.postgres_restarts};"
             f" SMTP sink away {log.smtp_outage_s:.0f} s;"
             f" poison records {len(self.poison_rows)};"
-            f" HTTP requests retried {log.retried_requests}",
+            + (f" network partitions: {', '.join(log.partitions)};" if log.partitions else "")
+            + f" HTTP requests retried {log.retried_requests}",
             "",
             "| check | expected | found | lost | duplicated | note |",
             "|---|---:|---:|---:|---:|---|",
@@ -529,7 +532,27 @@ async def _fetch(dsn: str, sql: str, *args: Any) -> list[asyncpg.Record]:
         await conn.close()
 
 
-async def measure(system: System, driver: Driver, poisons: list[Poison]) -> Report:
+class Observed(Protocol):
+    """What ``measure`` reads: each service's database, the broker, a folder for the
+    latest table; the system of local processes and the compose one both have them."""
+
+    @property
+    def dsns(self) -> Mapping[str, str]: ...
+
+    @property
+    def bootstrap_servers(self) -> str: ...
+
+    @property
+    def workdir(self) -> Path: ...
+
+
+# Every e-mail the mail catcher holds now.
+MailSource = Callable[[], Awaitable[list[EmailMessage]]]
+
+
+async def measure(
+    system: Observed, driver: Driver, poisons: list[Poison], mails: MailSource
+) -> Report:
     report = Report()
     accepted = driver.accepted
     ids = list(accepted)
@@ -645,8 +668,8 @@ async def measure(system: System, driver: Driver, poisons: list[Poison]) -> Repo
     report.rows.append(Row("notifications: delivery sent", len(expected), found, lost, dup))
 
     # the sink: every planned e-mail arrived; the same Message-ID twice is the window.
-    mails = [m for m in read_mail(system.mail_dir) if to(m) in recipients]
-    by_id = Counter(str(m["Message-ID"]) for m in mails)
+    caught = [m for m in await mails() if to(m) in recipients]
+    by_id = Counter(str(m["Message-ID"]) for m in caught)
     sent_ids = {
         r["message_id"] for r in rows if r["message_id"] in ours_ids and r["status"] == "sent"
     }
@@ -703,7 +726,13 @@ async def measure(system: System, driver: Driver, poisons: list[Poison]) -> Repo
 
 
 async def settle(
-    system: System, plan: Plan, driver: Driver, poisons: list[Poison], log: FaultLog, since: float
+    system: Observed,
+    plan: Plan,
+    driver: Driver,
+    poisons: list[Poison],
+    log: FaultLog,
+    since: float,
+    mails: MailSource,
 ) -> Report:
     """Measure until everything expected has arrived and the groups caught up (or
     ``plan.settle_s`` is up: then the last measure, which says what is missing).
@@ -712,7 +741,7 @@ async def settle(
     started = loop.time()
     log.note(f"settling: {len(driver.accepted)} accepted applications")
     while True:
-        report = await measure(system, driver, poisons)
+        report = await measure(system, driver, poisons, mails)
         now = report.table(plan, log, driver, time.monotonic() - since)
         (system.workdir / "faults-now.md").write_text(now, encoding="utf-8")
         if report.settled or loop.time() > started + plan.settle_s:

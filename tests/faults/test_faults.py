@@ -18,12 +18,14 @@ import random
 import shutil
 import time
 import uuid
+from email.message import EmailMessage
 from pathlib import Path
 
 import httpx
 import pytest
 
 from pearls_demo.system import System
+from tests.e2e.mail import read_mail
 from tests.e2e.running import ROOT, new_workdir
 from tests.faults.campaign import Chaos, Driver, FaultLog, Patient, Plan, Report, settle
 
@@ -88,7 +90,11 @@ async def campaign(plan: Plan, seed: int) -> tuple[Report, str]:
             stop.set()
             await hurting
             await driving
-            report = await settle(system, plan, driver, chaos.poisons, log, started)
+
+            async def mails() -> list[EmailMessage]:
+                return read_mail(system.mail_dir)
+
+            report = await settle(system, plan, driver, chaos.poisons, log, started, mails)
             table = report.table(plan, log, driver, time.monotonic() - started)
     table += f"\n\nseed {seed}; what happened when:\n" + "\n".join(
         f"    {line}" for line in log.events

@@ -4,10 +4,17 @@ testcontainers is imported lazily: it is a dev dependency, and most machines tha
 the plugin never get this far. Its `KafkaContainer` only drives Confluent images (its
 start script calls /etc/confluent/docker/*, and `with_kraft()` rejects tags below 7.0),
 so the official apache/kafka image is configured here through its KAFKA_* variables.
+
+The images are the official ones unless ``PEARLS_KAFKA_IMAGE`` / ``PEARLS_POSTGRES_IMAGE``
+name others: the local images of deploy/images (same conventions) on a machine that
+reaches no registry. Ryuk, testcontainers' reaper, is an image of its own from a
+registry, so it is off unless ``TESTCONTAINERS_RYUK_DISABLED`` says otherwise; every
+container is stopped by the fixture that started it. Ports bind 127.0.0.1 only.
 """
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from pearls_localinfra._kafkawire import live_broker_ids
@@ -16,6 +23,19 @@ from pearls_localinfra.kafka import random_cluster_id
 
 KAFKA_IMAGE = "apache/kafka:4.1.1"
 POSTGRES_IMAGE = "postgres:15"
+LOOPBACK = "127.0.0.1"
+
+
+def kafka_image() -> str:
+    return os.environ.get("PEARLS_KAFKA_IMAGE") or KAFKA_IMAGE
+
+
+def postgres_image() -> str:
+    return os.environ.get("PEARLS_POSTGRES_IMAGE") or POSTGRES_IMAGE
+
+
+def _no_reaper() -> None:
+    os.environ.setdefault("TESTCONTAINERS_RYUK_DISABLED", "true")
 
 
 class ContainerError(RuntimeError):
@@ -43,17 +63,17 @@ class KafkaContainerBroker:
     the address clients reach it at before the container exists.
     """
 
-    def __init__(self, image: str = KAFKA_IMAGE, startup_timeout: float = 120.0) -> None:
-        self.image = image
+    def __init__(self, image: str | None = None, startup_timeout: float = 120.0) -> None:
+        self.image = image or kafka_image()
         self.startup_timeout = startup_timeout
         self.bootstrap_servers = ""
         self._container: Any = None
 
     def start(self) -> None:
+        _no_reaper()
         from testcontainers.core.container import DockerContainer
-        from testcontainers.core.docker_client import DockerClient
 
-        host = DockerClient().host()
+        host = LOOPBACK
         port = free_ports(1)[0]
         env = {
             "CLUSTER_ID": random_cluster_id(),
@@ -78,6 +98,8 @@ class KafkaContainerBroker:
             "KAFKA_SHARE_COORDINATOR_STATE_TOPIC_MIN_ISR": "1",
         }
         container = DockerContainer(self.image).with_bind_ports(9092, port).with_envs(**env)
+        # On loopback only (docker-py takes an address with the port).
+        container.ports["9092"] = (LOOPBACK, port)  # type: ignore[assignment]
         self._container = container.start()
         if not wait_until(lambda: bool(live_broker_ids(host, port)), self.startup_timeout, 0.5):
             logs = b"".join(self._container.get_logs()).decode("utf-8", "replace")[-3000:]
@@ -94,12 +116,13 @@ class KafkaContainerBroker:
 class PostgresContainerServer:
     """The official postgres image; `superuser_dsn` is an asyncpg/libpq URL."""
 
-    def __init__(self, image: str = POSTGRES_IMAGE) -> None:
-        self.image = image
+    def __init__(self, image: str | None = None) -> None:
+        self.image = image or postgres_image()
         self.superuser_dsn = ""
         self._container: Any = None
 
     def start(self) -> None:
+        _no_reaper()
         try:
             from testcontainers.community.postgres import PostgresContainer
         except ImportError:  # older testcontainers releases keep it at the top level
@@ -111,8 +134,11 @@ class PostgresContainerServer:
             password="postgres",  # noqa: S106 - throwaway container
             dbname="postgres",
         ).with_command("postgres -c fsync=off -c full_page_writes=off -c max_connections=200")
+        # On loopback only, on a port chosen here (testcontainers would publish on every
+        # interface).
+        container.ports = {"5432": (LOOPBACK, free_ports(1)[0])}  # type: ignore[dict-item]
         self._container = container.start()
-        self.superuser_dsn = self._container.get_connection_url(driver=None)
+        self.superuser_dsn = self._container.get_connection_url(host=LOOPBACK, driver=None)
 
     def stop(self) -> None:
         if self._container is not None:

@@ -145,17 +145,28 @@ def _announce(config: pytest.Config, message: str) -> None:
         reporter.write_line(f"[pearls-infra] {message}")
 
 
+# Which source served each resource ("kafka", "postgres" -> "env", "docker", "local").
+SOURCES = pytest.StashKey[dict[str, str]]()
+
+
 def _first_that_starts(
     config: pytest.Config,
     found: list[str],
     start: Callable[[str], Started[T]],
     missing: Callable[[], str],
+    resource: str,
 ) -> Started[T]:
     errors = []
+    forced = os.environ.get(SOURCE_ENV, "").strip().lower()
     for source in found:
         try:
-            return start(source)
+            started = start(source)
+            config.stash.setdefault(SOURCES, {})[resource] = source
+            return started
         except Exception as exc:
+            if forced and source == forced:
+                # Asked for this source: its failure is the answer, not a fallback.
+                pytest.fail(f"[{source}, as {SOURCE_ENV} asks] {exc}", pytrace=False)
             errors.append(f"[{source}] {exc}")
             if source != found[-1]:
                 _announce(config, f"{source} failed, trying the next source: {exc}")
@@ -221,6 +232,7 @@ def kafka_bootstrap_servers(
         kafka_candidates(),
         lambda source: _start_kafka(request.config, workdir, source),
         kafka_missing_message,
+        "kafka",
     )
     try:
         yield servers
@@ -237,11 +249,20 @@ def postgres_server(request: pytest.FixtureRequest) -> Iterator[PostgresServer]:
         postgres_candidates(),
         lambda source: _start_postgres(request.config, source),
         postgres_missing_message,
+        "postgres",
     )
     try:
         yield server
     finally:
         stop()
+
+
+@pytest.fixture(scope="session")
+def infra_sources(
+    request: pytest.FixtureRequest, kafka_bootstrap_servers: str, postgres_server: PostgresServer
+) -> dict[str, str]:
+    """Where Kafka and PostgreSQL came from this run: "env", "docker" or "local" each."""
+    return dict(request.config.stash[SOURCES])
 
 
 @pytest.fixture(scope="session")
