@@ -114,7 +114,9 @@ def _start_server(args: argparse.Namespace, bootstrap: str, dsn: str, port: int)
     if args.src:
         src = Path(args.src).resolve()
         env["PYTHONPATH"] = f"{src}/services/applications/src:{src}/shared/src"
-        env["PEARLS_APPLICATIONS_MIGRATIONS_DIR"] = f"{src}/services/applications/migrations"
+        old = src / "services" / "applications" / "migrations"
+        if old.is_dir():  # a checkout from before the migrations moved into the package
+            env["PEARLS_APPLICATIONS_MIGRATIONS_DIR"] = str(old)
     log_path = Path(args.log)
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with log_path.open("w") as log:

@@ -7,7 +7,8 @@
 #
 #   bash deploy/images/base.sh TAG
 #
-# Skipped when TAG exists with the same inputs (this script and the CA bundle).
+# Skipped when TAG exists with the same inputs (this script and the CA bundle), unless
+# PEARLS_REBUILD_BASE=1.
 set -euo pipefail
 tag=${1:?usage: base.sh TAG}
 mirror=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
@@ -15,7 +16,7 @@ security=${DEBIAN_SECURITY_MIRROR:-http://deb.debian.org/debian-security}
 ca_bundle=${PEARLS_CA_BUNDLE:-/etc/ssl/certs/ca-certificates.crt}
 
 inputs=$(cat "$0" "$ca_bundle" | sha256sum | cut -c1-16)
-if [[ $(docker image inspect -f '{{index .Config.Labels "pearls.inputs"}}' "$tag" 2>/dev/null) == "$inputs" ]]; then
+if [[ ${PEARLS_REBUILD_BASE:-0} != 1 && $(docker image inspect -f '{{index .Config.Labels "pearls.inputs"}}' "$tag" 2>/dev/null) == "$inputs" ]]; then
   exit 0
 fi
 if ! command -v debootstrap >/dev/null 2>&1; then

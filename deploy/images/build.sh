@@ -75,8 +75,12 @@ for name in "${want[@]}"; do
   started=$SECONDS
   case $name in
     base)
+      before=$(docker image inspect -f '{{.Id}}' "$BASE_IMAGE" 2>/dev/null || true)
       bash "$here/base.sh" "$BASE_IMAGE"
-      record base "$BASE_IMAGE" $((SECONDS - started))
+      # Recorded only when it was built (a skipped build says nothing of its time).
+      if [[ $(docker image inspect -f '{{.Id}}' "$BASE_IMAGE") != "$before" ]]; then
+        record base "$BASE_IMAGE" $((SECONDS - started))
+      fi
       ;;
     python)
       build python "$PYTHON_IMAGE" "$here/python"

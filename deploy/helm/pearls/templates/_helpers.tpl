@@ -79,8 +79,6 @@ app.kubernetes.io/component: {{ .svc }}
 - name: KAFKA_SSL_CAFILE
   value: {{ printf "/etc/pearls/kafka-ca/%s" $k.tls.caKey | quote }}
 {{- end }}
-- name: {{ printf "PEARLS_%s_MIGRATIONS_DIR" (upper .svc) }}
-  value: /app/migrations
 {{- range $name, $value := $root.Values.delivery }}
 - name: {{ $name }}
   value: {{ $value | quote }}
