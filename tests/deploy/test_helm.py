@@ -249,9 +249,10 @@ def test_the_default_values_are_accepted_by_the_settings(
         env.update(secrets[source["secretRef"]["name"]]["stringData"])
         settings = load_settings(service, env)[0]
         # No setting: the service finds the migrations in its own package.
-        assert settings.migrations_dir == importlib.import_module(
-            f"pearls_{service}.config"
-        ).MIGRATIONS_DIR
+        assert (
+            settings.migrations_dir
+            == importlib.import_module(f"pearls_{service}.config").MIGRATIONS_DIR
+        )
         assert "CHANGE-ME" in settings.database_url.get_secret_value()
 
 

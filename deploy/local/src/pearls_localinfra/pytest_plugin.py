@@ -262,7 +262,8 @@ def infra_sources(
     request: pytest.FixtureRequest, kafka_bootstrap_servers: str, postgres_server: PostgresServer
 ) -> dict[str, str]:
     """Where Kafka and PostgreSQL came from this run: "env", "docker" or "local" each."""
-    return dict(request.config.stash[SOURCES])
+    found: dict[str, str] = request.config.stash[SOURCES]
+    return dict(found)
 
 
 @pytest.fixture(scope="session")
