@@ -142,3 +142,33 @@ async def test_relay_purges_old_sent_events_and_old_inbox_entries(
         assert [r["event_id"] for r in inbox] == ["fresh"]
     finally:
         await conn.close()
+
+
+async def test_a_stopping_relay_publishes_what_is_committed_before_it_closes(
+    service_db: str, kafka_settings: KafkaSettings, contract_topics: tuple[str, ...]
+) -> None:
+    """A clean stop (SIGTERM) drains the outbox: rows committed when the stop comes go
+    out before the producer closes, several batches of them, and none is left pending."""
+    conn: Any = await connect(service_db)
+    stop = asyncio.Event()
+    relay = OutboxRelay(
+        service="drain",
+        dsn=service_db,
+        kafka=kafka_settings,
+        delivery=DeliverySettings(relay_batch_size=20, relay_poll_interval_s=30),
+    )
+    task = asyncio.create_task(relay.run(stop))
+    try:
+        await asyncio.wait_for(relay.active.wait(), 30)
+        async with conn.transaction():
+            for _ in range(90):
+                await record_event(conn, sample("pearls.call.opened"), correlation_id="drain")
+        stop.set()  # at once: the relay learns of the rows and of the stop together
+        await asyncio.wait_for(task, 60)
+        pending = await conn.fetchval("SELECT count(*) FROM outbox WHERE sent_at IS NULL")
+        assert pending == 0
+        assert await conn.fetchval("SELECT count(*) FROM outbox") == 90
+    finally:
+        stop.set()
+        await asyncio.gather(task, return_exceptions=True)
+        await conn.close()

@@ -108,6 +108,20 @@ async def test_killed_mid_send_and_mid_batch_then_restarted_sends_each_email_onc
         # More events arrive; the consumer is killed while working through them.
         for _ in range(20):
             await publisher.publish(personalize(sample(ACCEPTED)))
+
+        # The kill must fall outside the 250-to-commit window, as asserted below: the
+        # e-mails the server accepted are recorded as sent first (on a slow database,
+        # a container's, the records can trail the publishing above).
+        async def recorded() -> bool:
+            accepted = {(r.rcpt, r.message_id) for r in smtp_sink.tagged(tag)}
+            sent = {
+                (r["recipient"], r["message_id"])
+                for r in await sent_rows(dsn, tag)
+                if r["status"] == "sent"
+            }
+            return sent == accepted
+
+        await wait_for(recorded, what="the accepted e-mails recorded as sent")
         first.kill()
     finally:
         first.stop()
