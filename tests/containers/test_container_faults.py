@@ -48,6 +48,7 @@ from tests.faults.campaign import (
     Plan,
     Poison,
     Report,
+    drive_while,
     inject_poison,
     settle,
 )
@@ -195,17 +196,7 @@ async def test_container_faults_lose_and_duplicate_nothing(
         )
         await driver.add_mentors(0)
         chaos = ContainerChaos(stack, run, log, random.Random(seed))
-        stop = asyncio.Event()
-        driving = asyncio.create_task(driver.run_until(stop))
-        hurting = asyncio.create_task(chaos.play())
-        await asyncio.wait({driving, hurting}, return_when=asyncio.FIRST_COMPLETED)
-        if driving.done() and not hurting.done():
-            hurting.cancel()  # the driver failed: its error is the test's
-            await asyncio.gather(hurting, return_exceptions=True)
-            driving.result()
-        stop.set()
-        await hurting
-        await driving
+        await drive_while(driver, chaos.play)
     mailpit = Mailpit(stack.url("mailpit"))
     observed = ComposeObserved(stack, tmp_path)
     report: Report = await settle(

@@ -256,6 +256,22 @@ class Driver:
         return {s.application_id: s for s in self.submissions if s.accepted}
 
 
+async def drive_while(driver: Driver, play: Callable[[], Awaitable[None]]) -> None:
+    """Keep the driver submitting while ``play`` hurts the system, and stop it once the
+    faults are over; a driver that fails fails the run at once (the faults cancelled)."""
+    stop = asyncio.Event()
+    driving = asyncio.create_task(driver.run_until(stop))
+    hurting = asyncio.create_task(play())
+    await asyncio.wait({driving, hurting}, return_when=asyncio.FIRST_COMPLETED)
+    if driving.done() and not hurting.done():
+        hurting.cancel()  # the driver failed: its error is the test's
+        await asyncio.gather(hurting, return_exceptions=True)
+        driving.result()
+    stop.set()
+    await hurting
+    await driving
+
+
 # -- poison -----------------------------------------------------------------------------
 
 

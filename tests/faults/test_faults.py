@@ -13,7 +13,6 @@ and injects three rounds of poison; its table goes to bench/results/faults.md.
 
 from __future__ import annotations
 
-import asyncio
 import random
 import shutil
 import time
@@ -27,7 +26,16 @@ import pytest
 from pearls_demo.system import System
 from tests.e2e.mail import read_mail
 from tests.e2e.running import ROOT, new_workdir
-from tests.faults.campaign import Chaos, Driver, FaultLog, Patient, Plan, Report, settle
+from tests.faults.campaign import (
+    Chaos,
+    Driver,
+    FaultLog,
+    Patient,
+    Plan,
+    Report,
+    drive_while,
+    settle,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -79,17 +87,7 @@ async def campaign(plan: Plan, seed: int) -> tuple[Report, str]:
             )
             await driver.add_mentors(0)
             chaos = Chaos(system, plan, run, log, random.Random(seed))
-            stop = asyncio.Event()
-            driving = asyncio.create_task(driver.run_until(stop))
-            hurting = asyncio.create_task(chaos.play())
-            await asyncio.wait({driving, hurting}, return_when=asyncio.FIRST_COMPLETED)
-            if driving.done() and not hurting.done():
-                hurting.cancel()  # the driver failed: its error is the test's
-                await asyncio.gather(hurting, return_exceptions=True)
-                driving.result()
-            stop.set()
-            await hurting
-            await driving
+            await drive_while(driver, chaos.play)
 
             async def mails() -> list[EmailMessage]:
                 return read_mail(system.mail_dir)
