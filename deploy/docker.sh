@@ -121,9 +121,13 @@ leftovers() {
   } 2>/dev/null | sort -u)
   # shellcheck disable=SC2086  # one id per word
   [[ -z $ids ]] || docker rm -f -v $ids >/dev/null 2>&1 || true
-  ids=$(docker network ls --format '{{.Name}}' 2>/dev/null | grep -E '^pearls-(e2e|faults)-[0-9a-f]+_' || true)
-  # shellcheck disable=SC2086
-  [[ -z $ids ]] || docker network rm $ids >/dev/null 2>&1 || true
+  local kind
+  for kind in network volume; do
+    ids=$(docker "$kind" ls --format '{{.Name}}' 2>/dev/null \
+      | grep -E '^pearls-(e2e|faults)-[0-9a-f]+_' || true)
+    # shellcheck disable=SC2086
+    [[ -z $ids ]] || docker "$kind" rm $ids >/dev/null 2>&1 || true
+  done
 }
 
 case ${1:-} in
